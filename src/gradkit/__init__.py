@@ -1,0 +1,34 @@
+"""gradkit: the optimization toolkit of CS231n lecture 3, in JAX.
+
+    import gradkit as gk
+    tx = gk.adamw(1e-3, weight_decay=0.01)
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params)
+    params = gk.apply_updates(params, updates)
+
+Where things live (the lecture is the architecture):
+    gk.core          the contract: GradientTransformation, chain, apply_updates
+    gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
+    gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+"""
+
+from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
+from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
+from gradkit.primitives import (
+    AdamState,
+    MomentumState,
+    RmsState,
+    RssState,
+    add_decayed_weights,
+    bias_correction,
+    clip_by_global_norm,
+    scale,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_momentum,
+    scale_by_rms,
+    scale_by_rss,
+    update_moment,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""Argument validation shared by every constructor.
+
+Checks run on concrete values only: a traced value (inside ``jit`` or ``vmap``) passes, so
+hyperparameters stay data. Each failure is a ``ValueError`` naming the argument and the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def concrete(value: Any) -> np.ndarray | None:
+    """``value`` as a NumPy array, or None when it is traced (or not numeric)."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_zero(value: Any) -> bool:
+    """True when ``value`` is concretely zero, so a term it scales can be left out entirely."""
+    v = concrete(value)
+    return v is not None and bool(np.all(v == 0))
+
+
+def _fail(name: str, rule: str, value: Any) -> None:
+    raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+def _values(name: str, value: Any) -> np.ndarray | None:
+    if callable(value):
+        return None
+    v = concrete(value)
+    if v is None and not isinstance(value, jax.core.Tracer):
+        _fail(name, "a number or a JAX scalar", value)
+    if v is not None and np.any(np.isnan(v)):
+        _fail(name, "a number (not NaN)", value)
+    return v
+
+
+def non_negative(name: str, value: Any) -> None:
+    """``value >= 0`` (and not NaN)."""
+    v = _values(name, value)
+    if v is not None and np.any(v < 0):
+        _fail(name, ">= 0", value)
+
+
+def positive(name: str, value: Any) -> None:
+    """``value > 0`` (and not NaN)."""
+    v = _values(name, value)
+    if v is not None and np.any(v <= 0):
+        _fail(name, "> 0", value)
+
+
+def unit_interval(name: str, value: Any) -> None:
+    """``0 <= value < 1``: a decay rate or a momentum coefficient."""
+    v = _values(name, value)
+    if v is not None and np.any((v < 0) | (v >= 1)):
+        _fail(name, "in [0, 1)", value)
+
+
+def learning_rate(value: Any) -> None:
+    """A learning rate is a non-negative number or a schedule ``step -> lr``."""
+    if not callable(value):
+        non_negative("learning_rate", value)

@@ -1,0 +1,74 @@
+"""The one place where pytree plumbing lives.
+
+Primitives call these helpers with whole trees and write their own bodies as formulas on arrays.
+Everything here keeps dtypes stable: results are cast back to the dtype of a reference tree, so a
+float32 hyperparameter never promotes a bfloat16 update or moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Tree = Any
+
+
+def check_same_structure(updates: Tree, reference: Tree, what: str) -> None:
+    """Raise a ValueError showing both structures when ``updates`` is not shaped like ``reference``."""
+    got, expected = jax.tree.structure(updates), jax.tree.structure(reference)
+    if got != expected:
+        raise ValueError(
+            f"the updates tree does not match the {what} tree.\n"
+            f"  updates: {got}\n  {what}: {expected}\n"
+            "Pass gradients with the same structure as the params the optimizer was initialised with."
+        )
+
+
+def check_floating(params: Tree) -> None:
+    """Raise a TypeError when a leaf of ``params`` is not floating point or complex."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = jnp.result_type(leaf)
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)):
+            raise TypeError(
+                f"only floating (or complex) leaves can be optimized, but params{jax.tree_util.keystr(path)} "
+                f"has dtype {dtype}. Cast it with .astype(jnp.float32) or keep it out of the optimized tree."
+            )
+
+
+def real_dtype(dtype: Any) -> np.dtype:
+    """The real dtype of ``dtype``: float32 for complex64, float64 for complex128, itself otherwise."""
+    return jnp.finfo(dtype).dtype
+
+
+def zeros_like(params: Tree, dtype: Any = None, real: bool = False, fill: Any = 0.0) -> Tree:
+    """A tree of arrays shaped like ``params`` filled with ``fill``.
+
+    ``dtype`` overrides the leaf dtype; ``real=True`` stores complex leaves in their real dtype
+    (second moments hold ``|g|^2``, which is real).
+    """
+
+    def leaf(p: jax.Array) -> jax.Array:
+        d = jnp.result_type(p) if dtype is None else dtype
+        return jnp.full(jnp.shape(p), fill, real_dtype(d) if real else d)
+
+    return jax.tree.map(leaf, params)
+
+
+def map_like(fn: Callable[..., jax.Array], like: Tree, *trees: Tree) -> Tree:
+    """``tree_map(fn, like, *trees)`` with each result cast to the dtype of its leaf in ``like``."""
+    return jax.tree.map(lambda x, *rest: fn(x, *rest).astype(jnp.result_type(x)), like, *trees)
+
+
+def abs_sq(g: jax.Array) -> jax.Array:
+    """``|g|^2 = g * conj(g)``, real for complex ``g``."""
+    return (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
+
+
+def global_norm(tree: Tree) -> jax.Array:
+    """The L2 norm of all leaves of ``tree`` taken together, accumulated in at least float32."""
+    leaves = jax.tree.leaves(tree)
+    squares = [jnp.sum(abs_sq(x), dtype=jnp.promote_types(real_dtype(x.dtype), jnp.float32)) for x in leaves]
+    return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))

@@ -1,0 +1,130 @@
+"""The contract: a gradient transformation is a pair of pure functions ``(init, update)``.
+
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params)
+    params = gk.apply_updates(params, updates)
+
+This is the same shape optax uses, so a gradkit transformation drops in wherever an optax one is
+accepted (``optax.chain``, flax's ``nnx.Optimizer``, any code calling ``tx.init`` / ``tx.update``).
+
+A chain owns the step counter. Transformations that need the step (Adam's bias correction, a
+learning-rate schedule) receive it from the chain they sit in, so a chain of any length keeps one
+counter. Such transformations are returned already wrapped in a chain of one, and chains nested in
+chains are flattened, so ``gk.chain(gk.scale_by_adam(), gk.scale_by_learning_rate(schedule))`` still
+counts steps once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradkit import _tree
+
+Params = Any
+Updates = Any
+State = Any
+
+INT32_MAX = jnp.iinfo(jnp.int32).max
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions.
+
+    ``init(params) -> state`` builds the state (a pytree of NamedTuples and arrays);
+    ``update(updates, state, params=None, **extra) -> (updates, state)`` transforms the gradients.
+    """
+
+    init: Callable[[Params], State]
+    update: Callable[..., tuple[Updates, State]]
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transformation."""
+
+
+class ChainState(NamedTuple):
+    """The state of a chain: the step count (completed updates, int32, saturating) and each part's state."""
+
+    count: jax.Array
+    inner: tuple
+
+
+class Stepped(GradientTransformation):
+    """A transformation whose ``update`` takes the keyword ``count``, supplied by the chain it sits in.
+
+    Build one with ``gk.chain(Stepped(init, update))`` to get a transformation that counts its own steps.
+    """
+
+
+class _Chain(GradientTransformation):
+    """A chain; remembers its parts so that chains nested in chains are flattened."""
+
+    parts: tuple[GradientTransformation, ...]
+
+
+def increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, held at the int32 maximum instead of wrapping around."""
+    return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def identity() -> GradientTransformation:
+    """Leave the updates unchanged: ``u = g``.
+
+    >>> tx = gk.identity()
+    >>> updates, _ = tx.update(grads, tx.init(params))
+    """
+    return GradientTransformation(lambda params: EmptyState(), lambda updates, state, params=None, **extra: (updates, state))
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply ``transforms`` one after the other, sharing one step counter.
+
+    The updates each part returns are the gradients the next part sees. Any object with ``init`` and
+    ``update`` works as a part, optax transformations included; gradkit chains given as parts are
+    flattened into this one.
+
+    >>> tx = gk.chain(gk.clip_by_global_norm(1.0), gk.scale_by_adam(), gk.scale_by_learning_rate(1e-3))
+    """
+    parts: list[GradientTransformation] = []
+    for t in transforms:
+        if isinstance(t, _Chain):
+            parts.extend(t.parts)
+        elif hasattr(t, "init") and hasattr(t, "update"):
+            parts.append(t)
+        else:
+            raise TypeError(f"chain takes gradient transformations (objects with init and update), got {t!r}")
+
+    def init(params: Params) -> ChainState:
+        _tree.check_floating(params)
+        return ChainState(jnp.zeros((), jnp.int32), tuple(t.init(params) for t in parts))
+
+    def update(updates: Updates, state: ChainState, params: Params = None, **extra: Any) -> tuple[Updates, ChainState]:
+        if not isinstance(state, ChainState) or len(state.inner) != len(parts):
+            raise ValueError(
+                f"this chain of {len(parts)} transformations got a state it did not make: {type(state).__name__}. "
+                "Pass the state returned by the same optimizer's init (or its last update)."
+            )
+        inner = []
+        for t, s in zip(parts, state.inner):
+            if isinstance(t, Stepped):
+                updates, s = t.update(updates, s, params, count=state.count, **extra)
+            else:
+                updates, s = t.update(updates, s, params, **extra)
+            inner.append(s)
+        return updates, ChainState(increment(state.count), tuple(inner))
+
+    result = _Chain(init, update)
+    result.parts = tuple(parts)
+    return result
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """``params + updates``, leaf by leaf, each result in its param's dtype.
+
+    >>> params = gk.apply_updates(params, updates)
+    """
+    _tree.check_same_structure(updates, params, "params")
+    return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)
