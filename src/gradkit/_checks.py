@@ -68,3 +68,17 @@ def learning_rate(value: Any) -> None:
     """A learning rate is a non-negative number or a schedule ``step -> lr``."""
     if not callable(value):
         non_negative("learning_rate", value)
+
+
+def integer(name: str, value: Any, minimum: int = 0) -> None:
+    """An integer-valued number ``>= minimum``: a length, a count, a step (``10`` or ``10.0``, not ``10.5``)."""
+    v = _values(name, value)
+    if v is not None and np.any((v != np.floor(v)) | (v < minimum)):
+        _fail(name, f"an integer >= {minimum}", value)
+
+
+def within(name: str, value: Any, low: float, high: float, open_low: bool = False, open_high: bool = False) -> None:
+    """``low <= value <= high``; ``open_low`` / ``open_high`` exclude the ends, e.g. ``(0, 1)`` for a fraction."""
+    v = _values(name, value)
+    if v is not None and np.any((v < low) | (v > high) | (open_low & (v == low)) | (open_high & (v == high))):
+        _fail(name, f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}", value)

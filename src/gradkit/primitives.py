@@ -145,7 +145,7 @@ def scale_by_momentum(decay: Scalar = 0.9, nesterov: bool = False) -> GradientTr
         if nesterov:
             updates = _tree.map_like(lambda g, v: g + decay * v, updates, velocity)
         else:
-            updates = _tree.map_like(lambda v, g: v, updates, velocity)
+            updates = _tree.map_like(lambda g, v: v, updates, velocity)
         return updates, MomentumState(velocity)
 
     return GradientTransformation(init, update)

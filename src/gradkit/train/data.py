@@ -1,0 +1,175 @@
+"""Data for ``gradkit train``: the digits, a user's ``.npz``, the split, and the epoch iterator.
+
+The iterator is the lecture's mini-batch SGD (chapter 5): each epoch visits every training example
+once, in a fresh random order drawn from a JAX PRNG key, ``batch_size`` examples per step. It returns
+index arrays rather than Python generators, so a whole epoch runs as one ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class Split(NamedTuple):
+    """Features ``x`` (n, d) float32 and integer labels ``y`` (n,) of each part, plus the class count."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled handwritten digits: 1,797 8x8 images as (1797, 64) pixels 0..16, labels 0..9.
+
+    The data ships inside scikit-learn (no download); it is imported only here (extra ``data``).
+
+    >>> x, y = load_digits()
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as e:
+        raise ImportError(
+            "the default data set (digits) comes with scikit-learn: `pip install gradkit[data]`, "
+            "or pass your own data with --data PATH.npz"
+        ) from e
+    digits = sklearn_digits()
+    return digits.data.astype(np.float32), digits.target.astype(np.int32)
+
+
+def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load a user's data set: an ``.npz`` holding ``x`` (n, features...) and integer labels ``y`` (n,).
+
+    ``x`` is flattened to (n, d) float32. Raises ``ValueError`` naming the file and what is wrong.
+
+    >>> np.savez("mine.npz", x=features, y=labels); x, y = load_npz("mine.npz")
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"--data {path!r}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # np.load raises several types for non-npz input
+        raise ValueError(f"--data {path!r} is not a readable .npz file ({type(e).__name__}: {e})") from e
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise ValueError(f"--data {path!r} must hold arrays 'x' and 'y'; missing {missing}, found {sorted(arrays)}")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"--data {path!r}: x must be (n, features...) and y (n,) with the same n, got x {x.shape} and y {y.shape}"
+        )
+    if x.shape[0] < 3:
+        raise ValueError(f"--data {path!r}: need at least 3 examples (train, validation, test), got {x.shape[0]}")
+    if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
+        raise ValueError(f"--data {path!r}: x must be real numbers, got dtype {x.dtype}")
+    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"--data {path!r}: x holds NaN or infinite values")
+    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"--data {path!r}: y must hold integer class labels, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise ValueError(f"--data {path!r}: labels must be >= 0, got {int(y.min())}")
+    return x, y.astype(np.int32)
+
+
+def split(
+    x: np.ndarray, y: np.ndarray, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0
+) -> Split:
+    """Shuffle with ``seed`` and cut into train / validation / test, stratified by class.
+
+    Each class is split in the same proportions, so small parts keep the class balance. The
+    features are left as they are; see ``standardize``.
+
+    >>> parts = split(*load_digits(), val_fraction=0.15, test_fraction=0.15, seed=0)
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
+        parts[0].append(idx[n_test + n_val :])
+        parts[1].append(idx[n_test : n_test + n_val])
+        parts[2].append(idx[:n_test])
+    train, val, test = (rng.permutation(np.concatenate(p)) for p in parts)
+    if min(len(train), len(val), len(test)) == 0:
+        raise ValueError(
+            f"{len(y)} examples are too few for val_fraction={val_fraction}, test_fraction={test_fraction}: "
+            f"got {len(train)} train, {len(val)} validation, {len(test)} test"
+        )
+    return Split(x[train], y[train], x[val], y[val], x[test], y[test], int(y.max()) + 1)
+
+
+def subset(parts: Split, train_size: int, seed: int = 0) -> Split:
+    """Keep ``train_size`` training examples (a random, class-stratified subset); validation and test are unchanged."""
+    n = len(parts.y_train)
+    if not 0 < train_size <= n:
+        raise ValueError(f"train_size must be in [1, {n}] (the training examples there are), got {train_size!r}")
+    rng = np.random.default_rng(seed)
+    # Each example's random rank inside its class; taking the lowest ranks first keeps every class present.
+    rank = np.empty(n)
+    for c in np.unique(parts.y_train):
+        idx = np.flatnonzero(parts.y_train == c)
+        rank[idx] = rng.permutation(len(idx))
+    keep = np.lexsort((rng.random(n), rank))[:train_size]
+    return parts._replace(x_train=parts.x_train[keep], y_train=parts.y_train[keep])
+
+
+def standardize(parts: Split) -> Split:
+    """Shift and scale every feature to mean 0, std 1 using the training part's statistics only.
+
+    ``x' = (x - mean_train) / std_train``; constant features (std 0, like the digits' corner pixels) are
+    only shifted. Validation and test never leak into the statistics.
+    """
+    mean = parts.x_train.mean(axis=0)
+    std = parts.x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
+    return parts._replace(x_train=scale(parts.x_train), x_val=scale(parts.x_val), x_test=scale(parts.x_test))
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """``ceil(n / batch_size)``: the optimizer steps in one epoch over ``n`` examples (the last batch may be partial)."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if n < 1:
+        raise ValueError(f"need at least one training example, got n={n!r}")
+    return -(-n // batch_size)
+
+
+def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """One epoch's mini-batches as arrays: ``indices`` and ``weights``, both (ceil(n / batch_size), batch_size).
+
+    The examples are permuted with ``key``; batch ``i`` holds examples ``indices[i]``. When ``n`` is not
+    a multiple of ``batch_size`` the last batch is partial: its empty slots point at example 0 with weight
+    0, so a weighted mean ``sum(w * loss) / sum(w)`` over a batch is exactly the mean over its real
+    examples (torch's ``DataLoader(drop_last=False)``). ``n`` and ``batch_size`` are static; ``key`` may
+    be traced, so this runs inside ``jit``.
+
+    >>> idx, w = epoch_batches(jax.random.key(0), n=10, batch_size=4)   # shapes (3, 4); w[2] = [1, 1, 0, 0]
+    """
+    num_batches = batches_per_epoch(n, batch_size)
+    pad = num_batches * batch_size - n
+    order = jax.random.permutation(key, n)
+    indices = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(num_batches, batch_size)
+    weights = (jnp.arange(num_batches * batch_size) < n).astype(jnp.float32).reshape(num_batches, batch_size)
+    return indices, weights
+
+
+__all__ = ["Split", "batches_per_epoch", "epoch_batches", "load_digits", "load_npz", "split", "standardize", "subset"]
