@@ -271,7 +271,7 @@ def test_decayed_weights_need_params():
 # -- drop-in for code written against optax ------------------------------------------------------
 
 
-@pytest.mark.skipif(importlib.util.find_spec("flax") is None, reason="flax is not installed (optional interop check)")
+@pytest.mark.skipif(importlib.util.find_spec("flax") is None, reason="flax is not installed (`pip install -e .[test]` installs it)")
 def test_works_in_flax_nnx_optimizer():
     from flax import nnx
 
