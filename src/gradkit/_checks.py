@@ -32,7 +32,8 @@ def _fail(name: str, rule: str, value: Any) -> None:
     raise ValueError(f"{name} must be {rule}, got {value!r}")
 
 
-def _values(name: str, value: Any) -> np.ndarray | None:
+def number(name: str, value: Any) -> np.ndarray | None:
+    """A number (not NaN) or a traced value; returns the concrete values, or None when traced or a schedule."""
     if callable(value):
         return None
     v = concrete(value)
@@ -45,23 +46,21 @@ def _values(name: str, value: Any) -> np.ndarray | None:
 
 def non_negative(name: str, value: Any) -> None:
     """``value >= 0`` (and not NaN)."""
-    v = _values(name, value)
+    v = number(name, value)
     if v is not None and np.any(v < 0):
         _fail(name, ">= 0", value)
 
 
 def positive(name: str, value: Any) -> None:
     """``value > 0`` (and not NaN)."""
-    v = _values(name, value)
+    v = number(name, value)
     if v is not None and np.any(v <= 0):
         _fail(name, "> 0", value)
 
 
 def unit_interval(name: str, value: Any) -> None:
     """``0 <= value < 1``: a decay rate or a momentum coefficient."""
-    v = _values(name, value)
-    if v is not None and np.any((v < 0) | (v >= 1)):
-        _fail(name, "in [0, 1)", value)
+    within(name, value, 0, 1, open_high=True)
 
 
 def learning_rate(value: Any) -> None:
@@ -72,13 +71,13 @@ def learning_rate(value: Any) -> None:
 
 def integer(name: str, value: Any, minimum: int = 0) -> None:
     """An integer-valued number ``>= minimum``: a length, a count, a step (``10`` or ``10.0``, not ``10.5``)."""
-    v = _values(name, value)
+    v = number(name, value)
     if v is not None and np.any((v != np.floor(v)) | (v < minimum)):
         _fail(name, f"an integer >= {minimum}", value)
 
 
 def within(name: str, value: Any, low: float, high: float, open_low: bool = False, open_high: bool = False) -> None:
     """``low <= value <= high``; ``open_low`` / ``open_high`` exclude the ends, e.g. ``(0, 1)`` for a fraction."""
-    v = _values(name, value)
+    v = number(name, value)
     if v is not None and np.any((v < low) | (v > high) | (open_low & (v == low)) | (open_high & (v == high))):
         _fail(name, f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}", value)

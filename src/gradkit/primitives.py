@@ -56,7 +56,7 @@ def scale(factor: Scalar) -> GradientTransformation:
 
     >>> tx = gk.scale(-0.1)   # plain gradient descent with lr 0.1
     """
-    _checks._values("factor", factor)
+    _checks.number("factor", factor)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
         return _tree.map_like(lambda g: factor * g, updates), state
