@@ -23,8 +23,9 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
 
+# BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
 bench: $(VENV)/.test
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -10,10 +10,16 @@ Where things live (the lecture is the architecture):
     gk.core          the contract: GradientTransformation, chain, apply_updates
     gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+    gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
+    gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
+    gk.losses, gk.regularizers, gk.init, gk.gradcheck   softmax/cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
 """
 
+from gradkit import schedules
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
+from gradkit import landscapes, race
+from gradkit import gradcheck, init, losses, regularizers
 from gradkit.primitives import (
     AdamState,
     MomentumState,

@@ -11,6 +11,7 @@ with ``gk.landscapes.Landscape("mine", f, start=(1.0, 1.0), bounds=((-2, 2), (-2
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -114,8 +115,9 @@ LANDSCAPES: dict[str, Callable[[], Landscape]] = {
 }
 
 
+@functools.cache
 def get(name: str) -> Landscape:
-    """The built-in landscape called ``name`` (with its default parameters).
+    """The built-in landscape called ``name`` (with its default parameters); the same object on every call.
 
     >>> gk.landscapes.get("beale").minima
     ((3.0, 0.5),)

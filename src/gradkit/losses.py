@@ -14,6 +14,7 @@ example, never a plausible number (``jnp.take`` would silently clamp or wrap the
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -32,15 +33,97 @@ def _check_scores(name: str, scores: Any) -> Array:
     return scores
 
 
-def _shift(scores: Array, axis: int) -> Array:
-    """``s - max(s)``; where the max is +inf, 0 at the +inf entries and -inf elsewhere (the limit of softmax).
+def _check_indices(labels: Array, scores: Array) -> None:
+    """Integer labels: shape ``scores.shape[:-1]``, and (when concrete) each in ``[0, C)``."""
+    num_classes = scores.shape[-1]
+    if labels.shape != scores.shape[:-1]:
+        raise ValueError(
+            f"integer labels must have shape logits.shape[:-1] = {scores.shape[:-1]}, got {labels.shape}. "
+            "Pass one class index per example, or float probability vectors of shape logits.shape."
+        )
+    if not isinstance(labels, jax.core.Tracer):
+        values = np.asarray(labels)
+        bad = (values < 0) | (values >= num_classes)
+        if bad.any():
+            raise ValueError(f"labels must be class indices in [0, {num_classes}), got {values[bad][:5].tolist()}")
 
-    The max is a constant for the gradient (softmax is shift-invariant, so its derivative through the
-    max is exactly zero; stopping it avoids splitting the gradient between tied maxima).
+
+# -- kernels: jitted, so an eager call compiles once per shape instead of dispatching op by op --------
+
+
+def _shift(scores: Array) -> Array:
+    """``s - max(s)`` over the last axis; where the max is +inf, 0 at the +inf entries and -inf elsewhere.
+
+    The max is a constant for the gradient: softmax is shift-invariant, so its derivative through the
+    max is exactly zero, and stopping it avoids splitting the gradient between tied maxima.
     """
-    top = jax.lax.stop_gradient(jnp.max(scores, axis=axis, keepdims=True))
+    top = jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True))
     finite_top = jnp.where(jnp.isfinite(top), top, 0)
     return jnp.where(jnp.isposinf(top), jnp.where(jnp.isposinf(scores), 0.0, -jnp.inf), scores - finite_top)
+
+
+def _softmax_last(scores: Array) -> Array:
+    e = jnp.exp(_shift(scores))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+def _log_softmax_last(scores: Array) -> Array:
+    top_index = jnp.argmax(scores, axis=-1, keepdims=True)
+    top = jnp.take_along_axis(scores, top_index, axis=-1)  # differentiable: d log p / d s_top is exact
+    finite = jnp.isfinite(top)
+    centered = scores - jnp.where(finite, top, 0)
+    is_top = jnp.arange(scores.shape[-1]) == top_index
+    rest = jnp.sum(jnp.where(is_top, 0, jnp.exp(centered)), axis=-1, keepdims=True)
+    # An infinite max: the limit (+inf entries share the mass) or NaN (all -inf), from the plain shifted form.
+    shifted = _shift(scores)
+    limit = shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
+    return jnp.where(finite, centered - jnp.log1p(rest), limit)
+
+
+@jax.jit
+def _onehot_or_nan(labels: Array, scores: Array) -> tuple[Array, Array]:
+    """One-hot of ``labels`` over the classes, and a factor: 1, or NaN where the label is out of range.
+
+    An out-of-range label is computed as class 0 and then poisoned, so both the loss and its gradient
+    are NaN for that example (a one-hot of zeros would give a finite, plausible loss).
+    """
+    num_classes = scores.shape[-1]
+    inside = (labels >= 0) & (labels < num_classes)
+    onehot = jnp.where(inside, labels, 0)[..., None] == jnp.arange(num_classes)
+    return onehot, jnp.where(inside, 1.0, jnp.nan).astype(scores.dtype)
+
+
+@jax.jit
+def _cross_entropy_indices(logits: Array, labels: Array) -> Array:
+    onehot, valid = _onehot_or_nan(labels, logits)
+    return -jnp.sum(jnp.where(onehot, _log_softmax_last(logits), 0), axis=-1) * valid
+
+
+@jax.jit
+def _cross_entropy_probabilities(logits: Array, q: Array) -> Array:
+    # 0 * log 0 is 0 here: a masked class (logit -inf) with no label mass contributes nothing.
+    return -jnp.sum(jnp.where(q == 0, 0, q * _log_softmax_last(logits)), axis=-1)
+
+
+@jax.jit
+def _hinge(scores: Array, labels: Array, margin: Array) -> Array:
+    onehot, valid = _onehot_or_nan(labels, scores)
+    correct = jnp.sum(jnp.where(onehot, scores, 0), axis=-1, keepdims=True)
+    margins = jnp.where(onehot, 0, jnp.maximum(0, scores - correct + margin))
+    return jnp.sum(margins, axis=-1) * valid
+
+
+# -- public ------------------------------------------------------------------------------------------
+
+
+@partial(jax.jit, static_argnames="axis")
+def _softmax(scores: Array, axis: int) -> Array:
+    return jnp.moveaxis(_softmax_last(jnp.moveaxis(scores, axis, -1)), -1, axis)
+
+
+@partial(jax.jit, static_argnames="axis")
+def _log_softmax(scores: Array, axis: int) -> Array:
+    return jnp.moveaxis(_log_softmax_last(jnp.moveaxis(scores, axis, -1)), -1, axis)
 
 
 def softmax(scores: Any, axis: int = -1) -> Array:
@@ -51,38 +134,19 @@ def softmax(scores: Any, axis: int = -1) -> Array:
 
     >>> gk.losses.softmax(jnp.array([3.2, 1.3, 2.2]))   # [0.659, 0.099, 0.243]
     """
-    shifted = _shift(_check_scores("scores", scores), axis)
-    e = jnp.exp(shifted)
-    return e / jnp.sum(e, axis=axis, keepdims=True)
+    return _softmax(_check_scores("scores", scores), axis)
 
 
 def log_softmax(scores: Any, axis: int = -1) -> Array:
-    """Log-probabilities: ``log p_k = (s_k - max s) - log sum_j exp(s_j - max s)``.
+    """Log-probabilities: ``log p_k = (s_k - m) - log(1 + sum_{j != argmax} exp(s_j - m))``, ``m = max s``.
 
-    Exact in the tails where ``log(softmax(s))`` underflows to ``-inf``. Same as ``jax.nn.log_softmax``.
+    Exact in the tails where ``log(softmax(s))`` underflows to ``-inf``, and through ``log1p`` also
+    for a nearly certain top class (``log p ~ -1e-6``), where ``log(sum exp)`` would round to a
+    multiple of 6e-8. Otherwise the same as ``jax.nn.log_softmax``.
 
     >>> gk.losses.log_softmax(jnp.array([1000.0, 0.0]))   # [0., -1000.]
     """
-    shifted = _shift(_check_scores("scores", scores), axis)
-    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
-
-
-def _index_labels(labels: Array, logits: Array) -> tuple[Array, Array]:
-    """One-hot of integer ``labels`` over the last axis of ``logits``, and a factor that is 1, or NaN where out of range."""
-    num_classes = logits.shape[-1]
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"integer labels must have shape logits.shape[:-1] = {logits.shape[:-1]}, got {labels.shape}. "
-            "Pass one class index per example, or float probability vectors of shape logits.shape."
-        )
-    if not isinstance(labels, jax.core.Tracer):
-        values = np.asarray(labels)
-        bad = (values < 0) | (values >= num_classes)
-        if bad.any():
-            raise ValueError(f"labels must be class indices in [0, {num_classes}), got {values[bad][:5].tolist()}")
-    inside = (labels >= 0) & (labels < num_classes)
-    onehot = labels[..., None] == jnp.arange(num_classes)
-    return onehot, jnp.where(inside, 1.0, jnp.nan).astype(logits.dtype)
+    return _log_softmax(_check_scores("scores", scores), axis)
 
 
 def softmax_cross_entropy(logits: Any, labels: Any) -> Array:
@@ -100,10 +164,9 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> Array:
     """
     logits = _check_scores("logits", logits)
     labels = jnp.asarray(labels)
-    logp = log_softmax(logits)
     if jnp.issubdtype(labels.dtype, jnp.integer):
-        onehot, valid = _index_labels(labels, logits)
-        return -jnp.sum(jnp.where(onehot, logp, 0), axis=-1) * valid
+        _check_indices(labels, logits)
+        return _cross_entropy_indices(logits, labels)
     if not jnp.issubdtype(labels.dtype, jnp.floating):
         raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {labels.dtype}")
     if labels.shape != logits.shape:
@@ -115,8 +178,7 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> Array:
         q = np.asarray(labels, np.float64)
         if (q < 0).any() or not np.allclose(q.sum(-1), 1.0, atol=1e-3):
             raise ValueError("probability labels must be >= 0 with each row summing to 1 (to 1e-3)")
-    # 0 * log 0 is 0 here: a masked class (logit -inf) with no label mass contributes nothing.
-    return -jnp.sum(jnp.where(labels == 0, 0, labels * logp), axis=-1)
+    return _cross_entropy_probabilities(logits, labels)
 
 
 def multiclass_hinge(scores: Any, labels: Any, margin: float = 1.0) -> Array:
@@ -133,10 +195,8 @@ def multiclass_hinge(scores: Any, labels: Any, margin: float = 1.0) -> Array:
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    onehot, valid = _index_labels(labels, scores)
-    correct = jnp.sum(jnp.where(onehot, scores, 0), axis=-1, keepdims=True)
-    margins = jnp.where(onehot, 0, jnp.maximum(0, scores - correct + margin))
-    return jnp.sum(margins, axis=-1) * valid
+    _check_indices(labels, scores)
+    return _hinge(scores, labels, margin)
 
 
 __all__ = ["log_softmax", "multiclass_hinge", "softmax", "softmax_cross_entropy"]

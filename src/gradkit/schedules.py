@@ -7,14 +7,18 @@ step's shape), compiles once (not once per step), treats steps below 0 as 0, and
 default float dtype (float32, float64 under ``jax.enable_x64``) so step ``2**31 - 1`` stays finite.
 Hyperparameters may be traced (build a schedule inside ``jit``/``vmap`` to sweep them).
 
-Cosines are computed as ``(1 + cos(pi x)) / 2 = sin(pi (1 - x) / 2)**2`` with ``1 - x`` formed from
-integer step differences: the naive form cancels near the end of a decay, where float32 loses up
-to 1e-2 of the (small) learning rate; this form keeps a few ulps everywhere.
+Each segment is computed as a blend with non-negative weights, ``start * w + end * (1 - w)``, the
+cosine weights as ``(1 + cos(pi x)) / 2 = sin(pi (1 - x) / 2)**2`` with ``x`` and ``1 - x`` both formed
+from step differences. The textbook ``end + (start - end) * (1 + cos(pi x)) / 2`` cancels where the
+result is small next to ``start`` or ``end`` (the end of a decay, the start of a warmup), where
+float32 loses up to 1e-2 of the learning rate; the blend keeps it to a few ulps.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from itertools import pairwise
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,13 +59,22 @@ def _schedule(formula: Callable[[jax.Array], jax.Array]) -> Schedule:
 
 
 def _f(value: Any) -> jax.Array:
-    """A hyperparameter as an array of the default float dtype (inside a schedule, at trace time)."""
-    return jnp.asarray(value, jnp.result_type(float))
+    """A hyperparameter as an array of the default float dtype (inside a schedule, at trace time).
+
+    The barrier keeps XLA from folding constant hyperparameters into each other (``peak * (t / W)`` into
+    ``t * (peak / W)``), which would leave the lr after a warmup 1 ulp off ``peak``.
+    """
+    return jax.lax.optimization_barrier(jnp.asarray(value, jnp.result_type(float)))
 
 
-def _cos_fraction(remaining: jax.Array, length: jax.Array) -> jax.Array:
-    """``(1 + cos(pi * (1 - remaining / length))) / 2``: 1 at the start of a cosine segment, 0 at its end."""
-    return jnp.sin(jnp.pi / 2 * (remaining / length)) ** 2
+def _cosine(start: jax.Array, end: jax.Array, done: jax.Array, left: jax.Array, length: jax.Array) -> jax.Array:
+    """``end + (start - end) * (1 + cos(pi * done / length)) / 2``, where ``done + left = length``."""
+    return start * jnp.sin(jnp.pi / 2 * (left / length)) ** 2 + end * jnp.sin(jnp.pi / 2 * (done / length)) ** 2
+
+
+def _linear(start: jax.Array, end: jax.Array, done: jax.Array, left: jax.Array, length: jax.Array) -> jax.Array:
+    """``start + (end - start) * done / length``, where ``done + left = length``."""
+    return start * (left / length) + end * (done / length)
 
 
 def _lengths(**lengths: Any) -> None:
@@ -75,7 +88,7 @@ def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
     for v in values:
         _checks.integer(name, v, minimum=1)
     concrete = [_checks.concrete(v) for v in values]
-    if all(c is not None for c in concrete) and any(b <= a for a, b in zip(concrete, concrete[1:])):
+    if all(c is not None for c in concrete) and any(b <= a for a, b in pairwise(concrete)):
         raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")
     return values
 
@@ -89,7 +102,7 @@ def constant(value: Scalar) -> Schedule:
     >>> gk.schedules.constant(0.1)(500)   # 0.1
     """
     _checks.non_negative("value", value)
-    return _schedule(lambda t: jnp.full_like(t, _f(value)))
+    return _schedule(lambda t: jnp.broadcast_to(_f(value), t.shape))
 
 
 def step_decay(init_value: Scalar, step_size: int, factor: Scalar = 0.1) -> Schedule:
@@ -122,8 +135,8 @@ def multistep_decay(init_value: Scalar, milestones: Sequence[int], factor: Scala
     _checks.within("factor", factor, 0, 1)
 
     def formula(t: jax.Array) -> jax.Array:
-        passed = jnp.sum(t[..., None] >= _f(jnp.stack([_f(m) for m in milestones])), axis=-1)
-        return _f(init_value) * _f(factor) ** passed.astype(t.dtype)
+        passed = sum((t >= _f(m)).astype(t.dtype) for m in milestones)
+        return _f(init_value) * _f(factor) ** passed
 
     return _schedule(formula)
 
@@ -159,8 +172,8 @@ def cosine_annealing(init_value: Scalar, total_steps: int, min_value: Scalar = 0
 
     def formula(t: jax.Array) -> jax.Array:
         T = _f(total_steps)
-        lo = _f(min_value)
-        return lo + (_f(init_value) - lo) * _cos_fraction(T - jnp.minimum(t, T), T)
+        done = jnp.minimum(t, T)
+        return _cosine(_f(init_value), _f(min_value), done, T - done, T)
 
     return _schedule(formula)
 
@@ -181,7 +194,8 @@ def linear_warmup(peak_value: Scalar, warmup_steps: int, init_value: Scalar = 0.
 
     def formula(t: jax.Array) -> jax.Array:
         W = _f(warmup_steps)
-        return _f(init_value) + (_f(peak_value) - _f(init_value)) * (jnp.minimum(t, W) / W)
+        done = jnp.minimum(t, W)
+        return _linear(_f(init_value), _f(peak_value), done, W - done, W)
 
     return _schedule(formula)
 
@@ -212,9 +226,10 @@ def warmup_cosine(
 
     def formula(t: jax.Array) -> jax.Array:
         W, T = _f(warmup_steps), _f(total_steps)
-        peak, end = _f(peak_value), _f(end_value)
-        warm = _f(init_value) + (peak - _f(init_value)) * (t / jnp.maximum(W, 1))
-        cool = end + (peak - end) * _cos_fraction(T - jnp.clip(t, W, T), T - W)
+        peak = _f(peak_value)
+        warm = _linear(_f(init_value), peak, t, W - t, jnp.maximum(W, 1))
+        done = jnp.clip(t, W, T) - W
+        cool = _cosine(peak, _f(end_value), done, T - W - done, T - W)
         return jnp.where(t < W, warm, cool)
 
     return _schedule(formula)
@@ -276,9 +291,7 @@ def inverse_sqrt(peak_value: Scalar, warmup_steps: int) -> Schedule:
     return _schedule(formula)
 
 
-def cosine_restarts(
-    init_value: Scalar, first_period: int, period_mult: int = 1, min_value: Scalar = 0.0
-) -> Schedule:
+def cosine_restarts(init_value: Scalar, first_period: int, period_mult: int = 1, min_value: Scalar = 0.0) -> Schedule:
     """SGDR (Loshchilov & Hutter, 2017): cosine from ``init_value`` to ``min_value``, restarted each period::
 
         periods T_i = first_period * period_mult**i, cycle i starting at s_i = T_0 + ... + T_{i-1}
@@ -307,8 +320,8 @@ def cosine_restarts(
         n = jnp.where(start(n + 1) <= t, n + 1, n)
         n = jnp.where(start(n) > t, n - 1, n)
         period = T0 * m**n
-        lo = _f(min_value)
-        return lo + (_f(init_value) - lo) * _cos_fraction(start(n) + period - t, period)
+        done = t - start(n)
+        return _cosine(_f(init_value), _f(min_value), done, period - done, period)
 
     return _schedule(formula)
 
@@ -370,11 +383,8 @@ def one_cycle(
         starts = [jnp.zeros_like(peak_step)] + ends[:-1]
         t = jnp.minimum(t, last)
         phase = sum((t > e).astype(jnp.int32) for e in ends[:-1])  # torch: the first phase with t <= its end
-        pick = lambda xs: jnp.stack(xs)[phase]  # noqa: E731
-        s, e, a, b = pick(starts), pick(ends), pick(values[:-1]), pick(values[1:])
-        if anneal == "cos":
-            return b + (a - b) * _cos_fraction(e - t, e - s)
-        return a + (b - a) * ((t - s) / (e - s))
+        s, e, a, b = (jnp.stack(xs)[phase] for xs in (starts, ends, values[:-1], values[1:]))
+        return (_cosine if anneal == "cos" else _linear)(a, b, t - s, e - t, e - s)
 
     return _schedule(formula)
 
@@ -407,7 +417,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
 
 
 def linear_scaling_rule(base_lr: Scalar, base_batch_size: int, batch_size: int) -> Any:
-    """Goyal et al. (2017): scale the learning rate with the batch size, ``lr = base_lr * batch_size / base_batch_size``.
+    """Goyal et al. (2017): the learning rate grows with the batch, ``lr = base_lr * batch_size / base_batch_size``.
 
     Returns a number (a JAX scalar if an argument is traced), to pass as a schedule's peak value.
 

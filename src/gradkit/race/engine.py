@@ -76,7 +76,8 @@ def optimizer(name: str, **kwargs: Any) -> MakeOptimizer:
     """``lr -> gk.NAME(lr, **kwargs)``: any gradkit optimizer by name, its learning rate left free.
 
     Raises a ValueError listing the known names when ``name`` is not one, and builds the optimizer once
-    with a concrete learning rate so bad keyword arguments fail here, before any tracing.
+    with a concrete learning rate so bad keyword arguments fail here, before any tracing. The same
+    name and arguments give the same function, so a second race with them reuses the compiled program.
 
     >>> momentum = gk.race.optimizer("sgd", momentum=0.9)
     >>> tx = momentum(0.01)
@@ -84,6 +85,13 @@ def optimizer(name: str, **kwargs: Any) -> MakeOptimizer:
     known = known_optimizers()
     if name not in known:
         raise ValueError(f"unknown optimizer {name!r}; known optimizers: {', '.join(sorted(known))}")
+    try:
+        key = (known[name], tuple(sorted(kwargs.items())))
+        hash(key)
+    except TypeError:  # unhashable arguments (a mask function's closure, a list): no reuse
+        key = None
+    if key in _MADE:
+        return _MADE[key]
     build = known[name]
     try:
         build(1e-3, **kwargs)
@@ -94,20 +102,26 @@ def optimizer(name: str, **kwargs: Any) -> MakeOptimizer:
         return build(learning_rate, **kwargs)
 
     make.__name__ = name
+    if key is not None:
+        _MADE[key] = make
     return make
 
 
+_MADE: dict[tuple, MakeOptimizer] = {}
+
+
 def known_optimizers() -> dict[str, Callable[..., GradientTransformation]]:
-    """The functions of the top-level ``gk`` namespace whose first argument is ``learning_rate``."""
+    """The optimizers of the top-level ``gk`` namespace: functions whose first argument is ``learning_rate``
+    and that return a GradientTransformation (the building blocks of ``gk.primitives`` left out)."""
     import gradkit
 
     found = {}
     for attr in dir(gradkit):
         fn = getattr(gradkit, attr)
-        if attr.startswith("_") or not inspect.isfunction(fn):
+        if attr.startswith("_") or not inspect.isfunction(fn) or fn.__module__ == "gradkit.primitives":
             continue
-        params = list(inspect.signature(fn).parameters)
-        if params[:1] == ["learning_rate"]:
+        sig = inspect.signature(fn)
+        if list(sig.parameters)[:1] == ["learning_rate"] and "GradientTransformation" in str(sig.return_annotation):
             found[attr] = fn
     return found
 
@@ -163,6 +177,20 @@ def _program(landscape: Landscape, makes: tuple[MakeOptimizer, ...], steps: int,
     return all_runs
 
 
+def _normalized(land: Landscape) -> Landscape:
+    """``land`` with start, bounds and minima as tuples of floats (hashable, so compiled races are reused)."""
+    start = np.asarray(land.start, np.float64)
+    bounds = np.asarray(land.bounds, np.float64)
+    minima = np.asarray(land.minima, np.float64).reshape(-1, 2) if len(land.minima) else np.zeros((0, 2))
+    if start.shape != (2,) or not np.all(np.isfinite(start)):
+        raise ValueError(f"landscape start must be two finite numbers (x, y), got {land.start!r}")
+    if bounds.shape != (2, 2) or not np.all(bounds[:, 0] < bounds[:, 1]):
+        raise ValueError(f"landscape bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {land.bounds!r}")
+    return land._replace(
+        start=tuple(start.tolist()), bounds=tuple(map(tuple, bounds.tolist())), minima=tuple(map(tuple, minima.tolist()))
+    )
+
+
 def race(
     landscape: Landscape,
     optimizers: Mapping[str, MakeOptimizer],
@@ -185,6 +213,7 @@ def race(
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     _checks.positive("tol", tol)
+    landscape = _normalized(landscape)
     names = tuple(optimizers)
     if isinstance(learning_rates, Mapping):
         missing = set(names) - set(learning_rates)

@@ -59,7 +59,9 @@ def paths_png(result: RaceResult, lr_index: Sequence[int], colours: Sequence[str
     for i, (name, j, colour) in enumerate(zip(result.names, lr_index, colours)):
         p = result.paths[i, j]
         lr = result.learning_rates[i, j]
-        ax.plot(p[:, 0], p[:, 1], "-", color=colour, lw=1.4, label=f"{name} (lr {lr:.2g}): {outcome(result, i, j)}")
+        # Earlier paths are drawn wider, so a path that a later one covers still shows at its edges.
+        width = 1.2 + 1.2 * (len(result.names) - 1 - i)
+        ax.plot(p[:, 0], p[:, 1], "-", color=colour, lw=width, label=f"{name} (lr {lr:.2g}): {outcome(result, i, j)}")
         ax.plot(p[-1, 0], p[-1, 1], "o", color=colour, ms=4)
     for m in result.landscape.minima:
         ax.plot(*m, "*", color="white", mec="k", ms=12)
@@ -89,7 +91,7 @@ def stability_png(results: Sequence[RaceResult], colours: Sequence[str], path: s
             ok = r.diverged_at[i] < 0
             lr = r.learning_rates[i]
             ax.plot(lr[ok], np.maximum(final[i, ok], 1e-12), "-o", ms=2.5, color=colour, label=name)
-            ax.plot(lr[~ok], np.full((~ok).sum(), floor), "x", color=colour, ms=6)
+            ax.plot(lr[~ok], np.full((~ok).sum(), floor * 10.0 ** i), "x", color=colour, ms=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{r.landscape.name} (x = diverged)", fontsize=9)

@@ -9,6 +9,7 @@ the runs of a sweep over learning rate or weight decay share one program.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -106,6 +107,22 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
     return start, epoch
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(model: Model, make_tx: MakeTx, batch_size: int, n_train: int, sweep: bool) -> tuple[Callable, ...]:
+    """The jitted ``start``, ``epoch`` and test evaluation, vmapped over the runs of a sweep.
+
+    Cached on the model and ``make_tx`` objects: fitting again with other hyperparameter values (they
+    are arguments, not constants) reuses the compiled programs.
+    """
+    start, epoch = _programs(model, make_tx, batch_size, n_train)
+    evaluate_test = functools.partial(evaluate, model)
+    if sweep:
+        start = jax.vmap(start, in_axes=(0, None))
+        epoch = jax.vmap(epoch, in_axes=(0, 0, None, None))
+        evaluate_test = jax.vmap(evaluate_test, in_axes=(0, None, None))
+    return jax.jit(start), jax.jit(epoch), jax.jit(evaluate_test)
+
+
 def fit(
     model: Model,
     make_tx: MakeTx,
@@ -142,13 +159,7 @@ def fit(
     n_train = int(data.y_train.shape[0])
     batches_per_epoch(n_train, batch_size)  # validates batch_size
     key_init, key_order = jax.random.split(jax.random.key(seed))
-    start, epoch = _programs(model, make_tx, batch_size, n_train)
-    evaluate_test = lambda p: evaluate(model, p, data.x_test, data.y_test)  # noqa: E731
-    if sweep:
-        start = jax.vmap(start, in_axes=(0, None))
-        epoch = jax.vmap(epoch, in_axes=(0, 0, None, None))
-        evaluate_test = jax.vmap(evaluate_test)
-    start, epoch, evaluate_test = jax.jit(start), jax.jit(epoch), jax.jit(evaluate_test)
+    start, epoch, evaluate_test = _compiled(model, make_tx, batch_size, n_train, sweep)
 
     began = time.perf_counter()
     state = start(hparams, key_init)
@@ -160,8 +171,8 @@ def fit(
             history[name].append(metrics[name])
         if on_epoch is not None:
             on_epoch(e, metrics)
-    final_loss, final_acc = evaluate_test(state.params)
-    best_loss, best_acc = evaluate_test(state.best_params)
+    final_loss, final_acc = evaluate_test(state.params, data.x_test, data.y_test)
+    best_loss, best_acc = evaluate_test(state.best_params, data.x_test, data.y_test)
     test = {k: np.asarray(v) for k, v in zip(("final_loss", "final_acc", "best_loss", "best_acc"), (final_loss, final_acc, best_loss, best_acc))}
     wall_time = time.perf_counter() - began
     return Result(

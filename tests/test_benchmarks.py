@@ -1,0 +1,174 @@
+"""The benchmark harness works: ``python -m benchmarks --quick`` runs and writes sane JSON and markdown.
+
+These tests check the harness, not the speed: every timing must be a positive finite number, the
+byte counts must follow the roofline formula, the peers must end with the same params as gradkit
+(they took the same steps on the same gradients), and the tables must name every case.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import HAS_TORCH
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package lives at the repo root, beside src/
+
+from benchmarks import cases, roofline  # noqa: E402
+
+# float32 AdamW/SGD after a few identical steps: peers differ only by rounding order (bf16: by bf16 rounding,
+# 8 mantissa bits, and gradkit's float32 bias correction against optax's bfloat16 one).
+RTOL = {"float32": 1e-5, "bfloat16": 2e-2}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """One smoke run in a fresh interpreter, as `make bench` would start it."""
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (json_path,), (md_path,) = sorted(out.glob("*.json")), sorted(out.glob("*.md"))
+    assert json_path.stem == md_path.stem
+    markdown = md_path.read_text()
+    assert markdown in done.stdout, "the markdown table is printed as well as written"
+    return json.loads(json_path.read_text()), markdown
+
+
+def test_quick_run_records_the_environment(quick_run):
+    record, _ = quick_run
+    assert record["backend"] == "cpu" and record["device_kind"]
+    assert record["versions"]["jax"] and record["versions"]["optax"] and record["versions"]["gradkit"]
+    assert len(record["loadavg_start"]) == 3 and len(record["loadavg_end"]) == 3
+    assert record["settings"]["quick"] is True
+    assert record["spec_bandwidth_Bps"] is None, "no spec-sheet bandwidth is claimed for a CPU"
+    assert 0 < record["wall_s"] < 60, "the smoke run must stay under a minute"
+
+
+def test_quick_run_covers_every_case_for_both_optimizers(quick_run):
+    record, _ = quick_run
+    expected = cases.make_cases(quick=True, scale=record["settings"]["scale"], bf16=True)
+    got = [(c["optimizer"], c["name"], c["n_params"], c["n_leaves"]) for c in record["cases"]]
+    assert got == [(c.optimizer, c.name, c.n_params, c.n_leaves) for c in expected]
+    assert {c["optimizer"] for c in record["cases"]} == {"adamw", "sgd"}
+
+
+def test_every_timing_is_positive_and_ordered(quick_run):
+    record, _ = quick_run
+    for case in record["cases"]:
+        for name, peer in case["peers"].items():
+            if "unavailable" in peer:
+                assert name.startswith("torch") and peer["unavailable"].startswith("n/a")
+                continue
+            assert 0 < peer["min_s"] <= peer["median_s"] <= peer["max_s"] < 10, (case["name"], name)
+            assert peer["repeats"] >= record["settings"]["min_repeats"]
+            assert math.isfinite(peer["pct_roofline"]) and peer["pct_roofline"] > 0
+
+
+def test_bandwidth_follows_the_byte_count(quick_run):
+    record, _ = quick_run
+    for case in record["cases"]:
+        itemsize = {"float32": 4, "bfloat16": 2}[case["dtype"]]
+        per_param = {"adamw": 7, "sgd": 5}[case["optimizer"]] * itemsize  # 28 / 20 bytes in float32
+        assert case["bytes_moved"] == per_param * case["n_params"]
+        for peer in case["peers"].values():
+            if "median_s" in peer:
+                assert peer["bandwidth_Bps"] == pytest.approx(case["bytes_moved"] / peer["median_s"], rel=1e-9)
+                assert peer["pct_roofline"] == pytest.approx(100 * peer["bandwidth_Bps"] / case["roofline_Bps"])
+
+
+def test_peers_end_with_the_same_params_as_gradkit(quick_run):
+    """Same work: every peer took the same number of steps with the same hyperparameters and gradients."""
+    record, _ = quick_run
+    for case in record["cases"]:
+        for name, peer in case["peers"].items():
+            if "median_s" in peer:
+                assert peer["max_rel_diff_vs_gradkit"] < RTOL[case["dtype"]], (case["name"], name)
+
+
+def test_ratios_are_gradkit_median_over_peer_median(quick_run):
+    record, _ = quick_run
+    for case in record["cases"]:
+        gk = case["peers"]["gradkit"]["median_s"]
+        assert set(case["ratio_gradkit_over"]) == {k for k, v in case["peers"].items() if k != "gradkit" and "median_s" in v}
+        for name, ratio in case["ratio_gradkit_over"].items():
+            assert ratio == pytest.approx(gk / case["peers"][name]["median_s"])
+
+
+def test_jax_peers_report_compile_time_hlo_and_memory(quick_run):
+    record, _ = quick_run
+    for case in record["cases"]:
+        for name in ("gradkit", "optax"):
+            peer = case["peers"][name]
+            assert peer["compile_s"] > 0
+            assert peer["hlo"]["fusions"] >= case["n_leaves"], "at least one fused loop per leaf"
+            itemsize = case["bytes_moved"] // (roofline.ARRAYS_MOVED[case["optimizer"]] * case["n_params"])
+            arrays_in = {"adamw": 4, "sgd": 3}[case["optimizer"]]  # params, grads and the moments / velocity
+            assert peer["memory"]["argument_bytes"] >= arrays_in * case["n_params"] * itemsize
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed; the torch peers are optional")
+def test_torch_peers_run_or_say_why_not(quick_run):
+    record, _ = quick_run
+    assert record["torch"].startswith("torch ")
+    for case in record["cases"]:
+        assert {"torch for-loop", "torch foreach", "torch fused"} <= set(case["peers"])
+        assert "median_s" in case["peers"]["torch for-loop"] and "median_s" in case["peers"]["torch foreach"]
+
+
+def test_training_step_is_timed_for_gradkit_and_optax(quick_run):
+    record, _ = quick_run
+    t = record["training"]
+    assert set(t["peers"]) == {"gradkit", "optax"}
+    assert t["n_params"] == t["depth"] * (t["width"] ** 2 + t["width"])
+    assert t["ratio_gradkit_over_optax"] == pytest.approx(t["peers"]["gradkit"]["median_s"] / t["peers"]["optax"]["median_s"])
+    assert t["peers"]["optax"]["max_rel_diff_vs_gradkit"] < RTOL["float32"]
+
+
+def test_markdown_names_every_case_and_peer(quick_run):
+    record, markdown = quick_run
+    for case in record["cases"]:
+        assert f"| {case['optimizer']} | {case['name']} |" in markdown
+    for peer in ("gradkit", "optax", "gradkit/optax", "End-to-end training step"):
+        assert peer in markdown
+
+
+def test_gpt2_shapes_at_full_scale_are_gpt2_small():
+    shapes = cases.gpt2_shapes(1.0)
+    assert len(shapes) == 148
+    assert sum(math.prod(s) for s in shapes.values()) == 124_439_808  # GPT-2 small's published count
+
+
+def test_even_leaves_sum_to_the_total():
+    shapes = cases.even_leaves(100, 16 * cases.M + 7)
+    assert len(shapes) == 100 and sum(s[0] for s in shapes.values()) == 16 * cases.M + 7
+
+
+def test_spec_bandwidth_is_named_only_for_h100_sxm_and_h200():
+    assert roofline.spec_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
+    assert roofline.spec_bandwidth("NVIDIA H200") == 4.8e12
+    assert roofline.spec_bandwidth("NVIDIA H100 PCIe") is None
+    assert roofline.spec_bandwidth("cpu") is None
+
+
+def test_max_rel_diff_is_relative_to_the_reference():
+    from benchmarks.run import max_rel_diff
+
+    ref = {"a": np.array([2.0, -4.0]), "b": np.array([1.0])}
+    assert max_rel_diff({"a": np.array([2.0, -4.0]), "b": np.array([1.2])}, ref) == pytest.approx(0.2 / 4.0)
+
+
+def test_bad_scale_is_rejected():
+    from benchmarks.run import main
+
+    with pytest.raises(ValueError, match="--scale must be > 0, got -1.0"):
+        main(["--scale", "-1"])
