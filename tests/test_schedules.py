@@ -379,3 +379,15 @@ def test_importing_gradkit_does_not_import_matplotlib():
     code = "import sys, gradkit, gradkit.schedules; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("warmup_steps", [3, 5, 47, 100])
+def test_lr_after_warmup_is_exactly_peak_in_float32(warmup_steps):
+    # Without the optimization barrier on hyperparameters XLA folds peak / W into one constant and the lr
+    # after warmup comes out 1 ulp off peak (it did for W = 3, 5, 47, ...).
+    steps = jnp.array([warmup_steps, warmup_steps + 1, INT32_MAX], jnp.int32)
+    warmup = S.linear_warmup(0.1, warmup_steps, 0.001)
+    np.testing.assert_array_equal(np.asarray(warmup(steps)), np.float32(0.1))
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda t: warmup(t))(steps)), np.float32(0.1))
+    peak = S.warmup_cosine(0.1, warmup_steps, 10 * warmup_steps)(warmup_steps)
+    assert np.asarray(peak) == np.float32(0.1)

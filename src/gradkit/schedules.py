@@ -10,8 +10,9 @@ Hyperparameters may be traced (build a schedule inside ``jit``/``vmap`` to sweep
 Each segment is computed as a blend with non-negative weights, ``start * w + end * (1 - w)``, the
 cosine weights as ``(1 + cos(pi x)) / 2 = sin(pi (1 - x) / 2)**2`` with ``x`` and ``1 - x`` both formed
 from step differences. The textbook ``end + (start - end) * (1 + cos(pi x)) / 2`` cancels where the
-result is small next to ``start`` or ``end`` (the end of a decay, the start of a warmup), where
-float32 loses up to 1e-2 of the learning rate; the blend keeps it to a few ulps.
+result is small next to ``start`` or ``end`` (the end of a decay, the start of a warmup): in float32 it
+loses 2.5e-3 of the lr at step 999 of a 1000-step cosine (6e-3 for 1-cycle's linear anneal); the blend
+keeps every step within a few ulps.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ def _linear(start: jax.Array, end: jax.Array, done: jax.Array, left: jax.Array, 
 
 
 def _lengths(**lengths: Any) -> None:
+    """Check each length (a number of steps) is an integer >= 1."""
     for name, value in lengths.items():
         _checks.integer(name, value, minimum=1)
 
 
 def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
-    """Validate a non-empty list of strictly increasing integers >= 1 (milestones, boundaries)."""
+    """Check ``values`` are strictly increasing integers >= 1 (milestones, boundaries); return them as a tuple."""
     values = tuple(values)
     for v in values:
         _checks.integer(name, v, minimum=1)
@@ -145,8 +147,8 @@ def exponential_decay(init_value: Scalar, rate: Scalar) -> Schedule:
     """Multiply by ``rate`` every step: ``lr(t) = init_value * rate ** t``.
 
     torch ``ExponentialLR(gamma=rate)``; optax ``exponential_decay(init_value, transition_steps=1,
-    decay_rate=rate)``. In float32 the relative error grows like ``|t * log(rate)| * 6e-8``
-    (torch multiplies in float64 step by step).
+    decay_rate=rate)``. In float32, ``rate`` itself is rounded (0.99 by 1e-8 relative) and ``rate**t``
+    multiplies that rounding by ``t``: ~1e-5 relative at ``t = 1000``; use float64 for long exact runs.
 
     >>> sched = gk.schedules.exponential_decay(0.1, rate=0.99)
     """
@@ -410,7 +412,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     def formula(t: jax.Array) -> jax.Array:
         starts = [jnp.zeros_like(t)] + [_f(b) for b in boundaries]
         phase = sum((t >= _f(b)).astype(jnp.int32) for b in boundaries)
-        values = [jnp.asarray(s(t - s0), t.dtype) for s, s0 in zip(schedules, starts)]
+        values = [jnp.asarray(s(jnp.maximum(t - s0, 0)), t.dtype) for s, s0 in zip(schedules, starts)]
         return jnp.choose(phase, values, mode="clip") if len(values) > 1 else values[0]
 
     return _schedule(formula)
