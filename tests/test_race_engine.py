@@ -96,7 +96,8 @@ def test_diverged_at_matches_the_closed_form_and_the_run_stops_there():
 def test_non_finite_steps_count_as_divergence():
     # f = |p|^2 in a box far wider than float32 steps: SGD with lr 1e20 multiplies p by (1 - 2e20) per step,
     # so |x| = 2e20 after one step (finite, inside) and 4e40 = inf in float32 after two.
-    land = landscapes.Landscape("bowl", lambda p: jnp.sum(p**2), start=(1.0, 0.0), bounds=((-1e30, 1e30), (-1e30, 1e30)))
+    huge = ((-1e30, 1e30), (-1e30, 1e30))
+    land = landscapes.Landscape("bowl", lambda p: jnp.sum(p**2), start=(1.0, 0.0), bounds=huge)
     r = race(land, {"SGD": optimizer("sgd")}, [1e20], steps=5)
     assert r.diverged_at[0, 0] == 2
     np.testing.assert_allclose(r.paths[0, 0, 1:], [[-2e20, 0.0]] * 5, rtol=1e-6)

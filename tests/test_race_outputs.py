@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -157,6 +156,12 @@ def test_page_in_headless_chromium_slider_redraws_paths_without_console_errors(o
     assert len({d["hash"] for d in report["landscapes"]}) == 2, "each landscape draws a different picture"
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert console == [], console
+
+    # Opened plainly, the page plays: after 2.5 s of (virtual) time the step counter has moved on.
+    done = _chromium("--virtual-time-budget=2500", "--dump-dom", url)
+    step = re.search(r'id="stepText"[^>]*>(\d+) / 300<', done.stdout)
+    assert step and 0 < int(step.group(1)), done.stdout[-1500:]
+    assert [line for line in done.stderr.splitlines() if "CONSOLE" in line] == []
 
     shot = outputs / "race_page.png"
     done = _chromium("--window-size=1100,660", f"--screenshot={shot}", url + "#step=end")

@@ -15,7 +15,6 @@ import functools
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from gradkit import _checks
 
@@ -74,7 +73,8 @@ def saddle() -> Landscape:
         x, y = p[0], p[1]
         return x**2 + (y**2 - 1) ** 2 / 4
 
-    return Landscape("saddle", f, start=(-2.0, 1e-3), bounds=((-2.5, 2.5), (-2.0, 2.0)), minima=((0.0, 1.0), (0.0, -1.0)))
+    minima = ((0.0, 1.0), (0.0, -1.0))
+    return Landscape("saddle", f, start=(-2.0, 1e-3), bounds=((-2.5, 2.5), (-2.0, 2.0)), minima=minima)
 
 
 def narrow_valley(condition: float = 50.0) -> Landscape:

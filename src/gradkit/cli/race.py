@@ -162,7 +162,8 @@ def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        names = [n.strip() for arg in (args.landscape or list(landscapes.LANDSCAPES)) for n in arg.split(",") if n.strip()]
+        chosen_names = args.landscape or list(landscapes.LANDSCAPES)
+        names = [n.strip() for arg in chosen_names for n in arg.split(",") if n.strip()]
         lands = [landscapes.get(n) for n in names]
         racers = [parse_racer(s, k) for k, s in enumerate(args.optimizer)] if args.optimizer else list(engine.LECTURE)
         labels = [r.label for r in racers]

@@ -185,10 +185,11 @@ def _normalized(land: Landscape) -> Landscape:
     if start.shape != (2,) or not np.all(np.isfinite(start)):
         raise ValueError(f"landscape start must be two finite numbers (x, y), got {land.start!r}")
     if bounds.shape != (2, 2) or not np.all(bounds[:, 0] < bounds[:, 1]):
-        raise ValueError(f"landscape bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {land.bounds!r}")
-    return land._replace(
-        start=tuple(start.tolist()), bounds=tuple(map(tuple, bounds.tolist())), minima=tuple(map(tuple, minima.tolist()))
-    )
+        raise ValueError(
+            f"landscape bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {land.bounds!r}"
+        )
+    as_points = lambda a: tuple(map(tuple, a.tolist()))  # noqa: E731
+    return land._replace(start=tuple(start.tolist()), bounds=as_points(bounds), minima=as_points(minima))
 
 
 def race(
@@ -224,7 +225,8 @@ def race(
             raise ValueError(f"every learning-rate grid must have the same length, got {[g.size for g in grids]}")
         grid = np.stack(grids)
     else:
-        grid = np.broadcast_to(np.asarray(learning_rates, np.float32).reshape(1, -1), (len(names), np.size(learning_rates)))
+        row = np.asarray(learning_rates, np.float32).reshape(1, -1)
+        grid = np.broadcast_to(row, (len(names), row.shape[1]))
     if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
         raise ValueError(f"learning_rates must be finite and >= 0, got {grid.tolist()}")
 
