@@ -18,7 +18,13 @@ $(VENV)/.test: $(PY) pyproject.toml
 	touch $@
 
 demo: $(VENV)/.demo
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/gradkit train --out runs/train
+	$(VENV)/bin/gradkit train --train-size 100 --epochs 60 --sweep weight_decay=0,3,0 --sweep l2=0,0,0.03 --out runs/overfitting
+	$(PY) examples/overfitting_polynomial.py runs/overfitting_polynomial.png
+	$(VENV)/bin/gradkit race --out runs/race
+	@echo "pictures: runs/train/curves.png (the recipe: train vs validation loss and accuracy),"
+	@echo "          runs/overfitting/curves.png (the gap with and without weight decay / L2),"
+	@echo "          runs/overfitting_polynomial.png (the lecture's curve-fitting picture), runs/race/*.png"
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q

@@ -212,3 +212,58 @@ def test_fit_rejects_ragged_sweeps(digits):
     with pytest.raises(ValueError, match="all 1-D arrays of one length"):
         loop.fit(models.linear(64, 10), lambda h: gk.sgd(h["learning_rate"]),
                  {"learning_rate": [0.1, 0.2], "momentum": [0.9]}, digits, epochs=1)
+
+
+# -- the lecture's claims, measured ---------------------------------------------------------------
+
+
+def test_linear_classifier_matches_sklearn_logistic_regression(digits):
+    # sklearn minimises 0.5 ||W||^2 + C * sum_i L_i (bias not penalised); divided by C n that is
+    # mean L_i + ||W||^2 / (2 C n): the same objective as l2 = 1 / (2 C n) on the weights only.
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(digits.y_train)
+    reference = LogisticRegression(C=1.0, tol=1e-8, max_iter=10_000).fit(digits.x_train, digits.y_train)
+    model = models.linear(64, 10)
+    epochs, spe = 200, data.batches_per_epoch(n, 64)
+
+    def make_tx(h):
+        return gk.adamw(gk.schedules.warmup_cosine(h["learning_rate"], 2 * spe, epochs * spe), weight_decay=0.0)
+
+    ours = loop.fit(model, make_tx, {"learning_rate": 0.05, "l2": 1 / (2 * n)}, digits, epochs=epochs)
+
+    def objective(params):
+        return float(loop.regularized_loss(model, params, digits.x_train, digits.y_train, jnp.ones(n), 1 / (2 * n)))
+
+    optimum = objective({"w": jnp.asarray(reference.coef_.T), "b": jnp.asarray(reference.intercept_)})
+    assert objective(ours.params) - optimum < 1e-3 * optimum  # mini-batch AdamW + cosine reaches L-BFGS's optimum
+    assert abs(float(ours.test["final_acc"]) - reference.score(digits.x_test, digits.y_test)) <= 0.01
+
+
+def test_weight_decay_and_l2_shrink_the_loss_gap_of_an_overfitting_mlp(digits):
+    # 100 training examples, a wide MLP: without regularization the validation loss ends far above the
+    # training loss; decoupled weight decay or an L2 penalty (same init, same batches) narrows that gap.
+    parts = data.subset(digits, 100, seed=0)
+    epochs, spe = 60, data.batches_per_epoch(100, 64)
+    result = loop.fit(models.mlp(64, (512,), 10), adamw_recipe(spe, epochs),
+                      {"learning_rate": [5e-3] * 3, "weight_decay": [0.0, 3.0, 0.0], "l2": [0.0, 0.0, 0.03]},
+                      parts, epochs=epochs)
+    h = result.history
+    loss_gap = h["val_loss"][:, -1] - h["train_loss"][:, -1]
+    assert h["train_acc"][0, -1] == 1.0 and loss_gap[0] > 0.3  # it overfits
+    assert loss_gap[1] < 0.75 * loss_gap[0] and loss_gap[2] < 0.75 * loss_gap[0]
+
+
+def test_overfitting_polynomial_example_tells_the_lecture_story(tmp_path):
+    # Chapter 1: the high-degree polynomial fits the training points better than the line and predicts
+    # new points far worse; L2 on the same polynomial predicts better than both.
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "overfitting_polynomial.py"
+    spec = importlib.util.spec_from_file_location("overfitting_polynomial", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    (line_train, line_test), (poly_train, poly_test), (l2_train, l2_test) = example.main(str(tmp_path / "p.png")).values()
+    assert poly_train < 0.1 * line_train and poly_test > 10 * line_test
+    assert l2_test < line_test and l2_test < poly_test

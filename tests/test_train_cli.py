@@ -45,11 +45,13 @@ def test_train_writes_valid_metrics_and_curves_and_the_loss_falls(tmp_path, caps
 def test_sweep_runs_as_one_program_and_draws_the_gap(tmp_path):
     pytest.importorskip("matplotlib", reason="curves.png needs matplotlib")
     out = tmp_path / "sweep"
-    code = main(["train", "--epochs", "2", *FAST, "--sweep", "weight_decay=0,0.5,5", "--out", str(out)])
+    code = main(["train", "--epochs", "2", *FAST, "--sweep", "weight_decay=0,0.5,5", "--sweep", "l2=0,0,1e-3",
+                 "--out", str(out)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(len(e["val_acc"]) == 3 for e in metrics["epochs"])
     assert metrics["config"]["hparams"]["weight_decay"] == [0.0, 0.5, 5.0]
+    assert metrics["config"]["runs"] == ["weight_decay=0, l2=0", "weight_decay=0.5, l2=0", "weight_decay=5, l2=0.001"]
     assert len(set(metrics["epochs"][-1]["train_loss"])) == 3
     assert (out / "curves.png").stat().st_size > 10_000
 
@@ -108,7 +110,7 @@ def test_own_npz_data_trains_with_sgd_momentum_and_step_decay_by_name(tmp_path):
                  "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--schedule", "step_decay",
                  "--schedule-arg", "step_size=4", "--schedule-arg", "factor=0.5", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["config"]["hparams"] == {"learning_rate": 0.1, "momentum": 0.9}
+    assert metrics["config"]["hparams"] == {"learning_rate": 0.1, "momentum": 0.9, "l2": 0.0}
     assert metrics["config"]["schedule_kwargs"] == {"step_size": 4, "factor": 0.5}
     assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
     assert metrics["config"]["sizes"] == {"train": 84, "val": 18, "test": 18, "features": 4, "classes": 3}

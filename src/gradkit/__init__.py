@@ -13,6 +13,7 @@ Where things live (the lecture is the architecture):
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   softmax/cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
+    gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
 from gradkit import schedules
@@ -20,6 +21,7 @@ from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_u
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit import landscapes, race
 from gradkit import gradcheck, init, losses, regularizers
+from gradkit import train
 from gradkit.primitives import (
     AdamState,
     MomentumState,

@@ -51,31 +51,39 @@ class UsageError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = parser.add_argument_group("data")
-    d.add_argument("--data", metavar="PATH", help="an .npz with x (n, features...) and integer labels y (n,); default: scikit-learn's digits")
-    d.add_argument("--train-size", type=int, metavar="N", help="train on a random N-example subset (to watch overfitting)")
+    d.add_argument("--data", metavar="PATH",
+                   help="an .npz with x (n, features...) and integer labels y (n,); default: scikit-learn's digits")
+    d.add_argument("--train-size", type=int, metavar="N",
+                   help="train on a random N-example subset (to watch overfitting)")
     d.add_argument("--val-fraction", type=float, default=0.15, help="validation share of the data (default 0.15)")
     d.add_argument("--test-fraction", type=float, default=0.15, help="test share of the data (default 0.15)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split, the init and the batch order (default 0)")
     m = parser.add_argument_group("model")
-    m.add_argument("--model", default="mlp", help="mlp (ReLU, Kaiming init) or linear (softmax classifier); default mlp")
+    m.add_argument("--model", default="mlp",
+                   help="mlp (ReLU, Kaiming init) or linear (softmax classifier); default mlp")
     m.add_argument("--hidden", default="1024", help="MLP hidden widths, comma-separated (default 1024)")
     o = parser.add_argument_group("optimization (defaults: the lecture's recipe)")
     o.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
-    o.add_argument("--lr", type=float, help=f"(peak) learning rate (default: adamw 5e-3, sgd 0.1, adagrad 0.05, others {RECIPE_LR:g})")
+    o.add_argument("--lr", type=float,
+                   help=f"(peak) learning rate (default: adamw 5e-3, sgd 0.1, adagrad 0.05, others {RECIPE_LR:g})")
     o.add_argument("--momentum", type=float, help="momentum (sgd)")
     o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
     o.add_argument("--b1", type=float, help="first-moment decay (adam, adamw)")
     o.add_argument("--b2", type=float, help="second-moment decay (adam, adamw)")
     o.add_argument("--eps", type=float, help="denominator epsilon (adagrad, rmsprop, adam, adamw)")
     o.add_argument("--decay", type=float, help="squared-gradient decay (rmsprop)")
-    o.add_argument("--weight-decay", type=float, help="weight decay (default: adamw 0.3, others 0); masked off biases where the optimizer takes a mask (adamw)")
-    o.add_argument("--l2", type=float, default=0.0, help="L2 penalty added to the loss: l2 * sum W^2 over weights, not biases (default 0)")
+    o.add_argument("--weight-decay", type=float,
+                   help="weight decay (default: adamw 0.3, others 0); masked off biases if the optimizer takes a mask")
+    o.add_argument("--l2", type=float, default=0.0,
+                   help="L2 penalty added to the loss: l2 * sum W^2 over weights, not biases (default 0)")
     o.add_argument("--schedule", default="warmup_cosine", help=f"one of {', '.join(SCHEDULES)} (default warmup_cosine)")
-    o.add_argument("--warmup-epochs", type=float, help="warmup length for schedules with warmup_steps (default: 5%% of --epochs)")
+    o.add_argument("--warmup-epochs", type=float,
+                   help="warmup length for schedules with warmup_steps (default: 5%% of --epochs)")
     o.add_argument("--schedule-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="another schedule argument, in steps where it is a length (e.g. step_size=400, milestones=300,600)")
+                   help="another schedule argument, in steps where it is a length (step_size=400, milestones=300,600)")
     o.add_argument("--epochs", type=int, default=40, help="passes over the training set (default 40)")
-    o.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64; the last batch may be partial)")
+    o.add_argument("--batch-size", type=int, default=64,
+                   help="mini-batch size (default 64; the last batch may be partial)")
     r = parser.add_argument_group("runs and output")
     r.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                    help=f"run once per value, all vmapped into one program; NAME in {', '.join(HYPERPARAMS)}. "
@@ -133,7 +141,10 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         hidden = tuple(int(h) for h in args.hidden.split(",")) if args.model == "mlp" else ()
     except ValueError:
         raise UsageError(f"--hidden must be comma-separated widths like 512,256, got {args.hidden!r}") from None
-    model = models.mlp(n_features, hidden, parts.num_classes) if args.model == "mlp" else models.linear(n_features, parts.num_classes)
+    if args.model == "mlp":
+        model = models.mlp(n_features, hidden, parts.num_classes)
+    else:
+        model = models.linear(n_features, parts.num_classes)
 
     # Optimizer: the float hyperparameters given (and the swept ones) are data; the rest keep their defaults.
     optimizer = OPTIMIZERS[args.optimizer]
@@ -189,7 +200,9 @@ def _schedule_kwargs(schedule: Callable, args: argparse.Namespace, steps_per_epo
     for item in args.schedule_arg:
         name, sep, text = item.partition("=")
         if not sep or name not in names:
-            raise UsageError(f"--schedule-arg {item!r}: {args.schedule} takes NAME=VALUE with NAME in {', '.join(sorted(names))}")
+            raise UsageError(
+                f"--schedule-arg {item!r}: {args.schedule} takes NAME=VALUE with NAME in {', '.join(sorted(names))}"
+            )
         given[name] = _number_or_list(name, text)
     warmup_epochs = 0.05 * args.epochs if args.warmup_epochs is None else args.warmup_epochs
     filled = {"total_steps": total_steps, "warmup_steps": round(warmup_epochs * steps_per_epoch)}
@@ -266,8 +279,9 @@ def _write_outputs(out: str, result: loop.Result, plan: dict, wall_time: float) 
         picture = True
         try:
             if plan["sweep"]:
-                report.plot_sweep(os.path.join(tmp, "curves.png"), result, " / ".join(plan["sweep"]),
-                                  plan["sweep_labels"] if len(plan["sweep"]) > 1 else next(iter(plan["sweep"].values())), title)
+                sweep = plan["sweep"]
+                labels = plan["sweep_labels"] if len(sweep) > 1 else [f"{v:g}" for v in next(iter(sweep.values()))]
+                report.plot_sweep(os.path.join(tmp, "curves.png"), result, " / ".join(sweep), labels, title)
             else:
                 report.plot_curves(os.path.join(tmp, "curves.png"), result, title)
         except ImportError as e:
@@ -304,32 +318,43 @@ def _config(plan: dict) -> dict:
 
 def _print_header(plan: dict) -> None:
     args, data = plan["args"], plan["data"]
-    arch = f"mlp {data.x_train.shape[1]}-{'-'.join(map(str, plan['hidden']))}-{data.num_classes}" if args.model == "mlp" else "linear"
-    hp = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in plan["hparams"].items())
+    sizes = (data.x_train.shape[1], *plan["hidden"], data.num_classes)
+    arch = f"mlp {'-'.join(map(str, sizes))}" if args.model == "mlp" else "linear"
+    hp = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in plan["hparams"].items() if k != "l2")
+    l2 = np.asarray(plan["hparams"].get("l2", 0.0))
+    penalty = f" + l2 * sum W^2 (l2={l2.tolist()})" if np.any(l2 != 0) else ""
     print(f"data {args.data or 'digits'}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test, "
           f"{data.x_train.shape[1]} features, {data.num_classes} classes (standardized)")
-    print(f"model {arch}; {args.optimizer}({hp}) with {args.schedule}({plan['schedule_kwargs']}); "
+    print(f"model {arch}; loss: cross-entropy{penalty}; {args.optimizer}({hp}) "
+          f"with {args.schedule}({plan['schedule_kwargs']}); "
           f"{args.epochs} epochs x {plan['steps_per_epoch']} steps of batch {args.batch_size}")
 
 
 def _print_summary(result: loop.Result, plan: dict) -> None:
     s = report.summary(result)
     labels = plan["sweep_labels"] or ["run"]
-    columns = ["train acc", "val acc", "gap", "test acc", "best epoch", "gap @best", "test acc @best"]
-    keys = ["final_train_acc", "final_val_acc", "final_gap", "final_test_acc", "best_epoch", "best_gap", "best_test_acc"]
+    columns = ["train acc", "val acc", "gap", "loss gap", "test acc", "best epoch", "gap @best", "loss gap @best",
+               "test acc @best"]
+    keys = ["final_train_acc", "final_val_acc", "final_gap", "final_loss_gap", "final_test_acc", "best_epoch",
+            "best_gap", "best_loss_gap", "best_test_acc"]
     rows = []
     for r in range(len(labels)):
         cell = lambda key: np.asarray(s[key]).reshape(-1)[r]  # noqa: E731
         rows.append([labels[r]] + [f"{int(cell(k))}" if k == "best_epoch" else f"{cell(k):.4f}" for k in keys])
-    title = f"gradkit train: {plan['args'].epochs} epochs in {result.wall_time:.1f} s (compile included); gap = train - val accuracy"
+    title = (f"gradkit train: {plan['args'].epochs} epochs in {result.wall_time:.1f} s (compile included); "
+             "gap = train - val accuracy, loss gap = val - train loss, @best = best-validation-loss checkpoint")
+    widths = [max(len(x) for x in col) for col in zip(["", *columns], *rows)]
     try:
         if not sys.stdout.isatty():
             raise ImportError
         from rich.console import Console
         from rich.table import Table
+
+        console = Console()
+        if console.width < sum(widths) + 3 * len(widths) + 1:  # rich would truncate the numbers
+            raise ImportError
     except ImportError:
         print(title)
-        widths = [max(len(x) for x in col) for col in zip(["", *columns], *rows)]
         for line in [["", *columns], *rows]:
             print("  ".join(x.rjust(w) for x, w in zip(line, widths)))
         return
@@ -338,7 +363,7 @@ def _print_summary(result: loop.Result, plan: dict) -> None:
         table.add_column(c, justify="right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console.print(table)
 
 
 class _Progress:
@@ -367,7 +392,8 @@ class _Progress:
 
     def update(self, epoch: int, metrics: dict[str, np.ndarray]) -> None:
         if self.sweep:
-            text = "val acc " + " ".join(f"{v:.3f}" for v in metrics["val_acc"]) + "  train acc " + " ".join(f"{v:.3f}" for v in metrics["train_acc"])
+            accuracies = lambda name: " ".join(f"{v:.3f}" for v in metrics[name])  # noqa: E731
+            text = f"val acc {accuracies('val_acc')}  train acc {accuracies('train_acc')}"
         else:
             text = (f"train loss {float(metrics['train_loss']):.4f} acc {float(metrics['train_acc']):.4f} | "
                     f"val loss {float(metrics['val_loss']):.4f} acc {float(metrics['val_acc']):.4f}")

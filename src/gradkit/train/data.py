@@ -145,7 +145,7 @@ def standardize(parts: Split) -> Split:
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
-    """``ceil(n / batch_size)``: the optimizer steps in one epoch over ``n`` examples (the last batch may be partial)."""
+    """``ceil(n / batch_size)``: the steps in one epoch over ``n`` examples (the last batch may be partial)."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if n < 1:

@@ -61,10 +61,12 @@ def evaluate(model: Model, params: Params, x: jax.Array, y: jax.Array) -> tuple[
     return loss, jnp.mean(jnp.argmax(logits, axis=-1) == y)
 
 
-def regularized_loss(model: Model, params: Params, x: jax.Array, y: jax.Array, weights: jax.Array, l2: Any) -> jax.Array:
-    """``L = sum_i w_i L_i / sum_i w_i + l2 * R(W)``: the weighted mean data loss plus L2 on the weights (not biases)."""
-    data = jnp.sum(weights * losses.softmax_cross_entropy(model.apply(params, x), y)) / jnp.sum(weights)
-    return data + l2 * regularizers.l2(params, mask=weights_only)
+def regularized_loss(
+    model: Model, params: Params, x: jax.Array, y: jax.Array, weights: jax.Array, l2: Any
+) -> jax.Array:
+    """``L = sum_i w_i L_i / sum_i w_i + l2 * R(W)``: weighted mean data loss plus L2 on the weights (not biases)."""
+    data_loss = jnp.sum(weights * losses.softmax_cross_entropy(model.apply(params, x), y)) / jnp.sum(weights)
+    return data_loss + l2 * regularizers.l2(params, mask=weights_only)
 
 
 def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> tuple[Callable, Callable]:
@@ -73,7 +75,8 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
     def start(hparams: Hyperparams, key: jax.Array) -> TrainState:
         params = model.init(key)
         opt_state = make_tx(hparams).init(params)
-        return TrainState(params, opt_state, params, jnp.asarray(jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+        no_epoch, inf = jnp.asarray(-1, jnp.int32), jnp.asarray(jnp.inf, jnp.float32)
+        return TrainState(params, opt_state, params, inf, no_epoch, jnp.asarray(0, jnp.int32))
 
     def epoch(state: TrainState, hparams: Hyperparams, key: jax.Array, data: Split) -> tuple[TrainState, dict]:
         tx = make_tx(hparams)
@@ -88,7 +91,7 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
             updates, opt_state = tx.update(grads, opt_state, params)
             return (apply_updates(params, updates), opt_state), loss
 
-        (params, opt_state), losses = jax.lax.scan(step, (state.params, state.opt_state), (indices, weights))
+        (params, opt_state), batch_losses = jax.lax.scan(step, (state.params, state.opt_state), (indices, weights))
         train_loss, train_acc = evaluate(model, params, x, y)
         val_loss, val_acc = evaluate(model, params, data.x_val, data.y_val)
         better = val_loss < state.best_val_loss
@@ -101,7 +104,7 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
             jnp.where(better, state.epoch, state.best_epoch),
             state.epoch + 1,
         )
-        metrics = dict(zip(METRICS, (jnp.mean(losses), train_loss, train_acc, val_loss, val_acc)))
+        metrics = dict(zip(METRICS, (jnp.mean(batch_losses), train_loss, train_acc, val_loss, val_acc)))
         return new_state, metrics
 
     return start, epoch
@@ -173,7 +176,8 @@ def fit(
             on_epoch(e, metrics)
     final_loss, final_acc = evaluate_test(state.params, data.x_test, data.y_test)
     best_loss, best_acc = evaluate_test(state.best_params, data.x_test, data.y_test)
-    test = {k: np.asarray(v) for k, v in zip(("final_loss", "final_acc", "best_loss", "best_acc"), (final_loss, final_acc, best_loss, best_acc))}
+    test = {"final_loss": final_loss, "final_acc": final_acc, "best_loss": best_loss, "best_acc": best_acc}
+    test = {k: np.asarray(v) for k, v in test.items()}
     wall_time = time.perf_counter() - began
     return Result(
         {k: np.stack(v, axis=-1) for k, v in history.items()},

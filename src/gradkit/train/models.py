@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 
 from gradkit import init as initializers
 

@@ -40,15 +40,18 @@ def gap(result: Result) -> np.ndarray:
 def summary(result: Result) -> dict[str, Any]:
     """The headline numbers of a run (lists for a sweep): last epoch, the best-validation checkpoint, test."""
     last = lambda name: result.history[name][..., -1]  # noqa: E731
+    at_best = lambda curve: np.take_along_axis(curve, result.best_epoch[..., None], axis=-1)[..., 0]  # noqa: E731
     return _plain(
         {
             "final_train_acc": last("train_acc"),
             "final_val_acc": last("val_acc"),
             "final_gap": gap(result)[..., -1],
+            "final_loss_gap": last("val_loss") - last("train_loss"),
             "final_test_acc": result.test["final_acc"],
             "final_test_loss": result.test["final_loss"],
             "best_epoch": result.best_epoch + 1,  # 1-based, as printed
-            "best_gap": np.take_along_axis(gap(result), result.best_epoch[..., None], axis=-1)[..., 0],
+            "best_gap": at_best(gap(result)),
+            "best_loss_gap": at_best(result.history["val_loss"] - result.history["train_loss"]),
             "best_test_acc": result.test["best_acc"],
             "best_test_loss": result.test["best_loss"],
             "wall_time_s": result.wall_time,
@@ -99,12 +102,11 @@ def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> Non
     plt.close(fig)
 
 
-def plot_sweep(path: str | os.PathLike, result: Result, name: str, values: Sequence[float], title: str = "") -> None:
-    """``curves.png`` for a sweep: the generalization gap and the accuracies against the swept value,
-    plus each run's validation loss per epoch."""
+def plot_sweep(path: str | os.PathLike, result: Result, name: str, labels: Sequence[str], title: str = "") -> None:
+    """``curves.png`` for a sweep: the generalization gap and the accuracies against the swept value
+    (``labels``, one per run), plus each run's validation loss per epoch."""
     plt = _pyplot()
-    labels = [f"{v:g}" for v in values]
-    pos = np.arange(len(values))  # evenly spaced: sweeps are log grids that often include 0
+    pos = np.arange(len(labels))  # evenly spaced: sweeps are log grids that often include 0
     s = summary(result)
     fig, (ax_gap, ax_acc, ax_val) = plt.subplots(1, 3, figsize=(15, 4))
     ax_gap.plot(pos, s["final_gap"], "o-", label="last epoch")
@@ -116,13 +118,13 @@ def plot_sweep(path: str | os.PathLike, result: Result, name: str, values: Seque
     ax_acc.plot(pos, s["best_test_acc"], "s--", label="test (checkpoint)")
     ax_acc.set_ylabel("accuracy")
     for ax in (ax_gap, ax_acc):
-        ax.set_xticks(pos, labels)
+        ax.set_xticks(pos, labels, rotation=20 if max(map(len, labels)) > 8 else 0)
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
         ax.legend()
     epochs = np.arange(1, result.history["val_loss"].shape[-1] + 1)
     for label, curve in zip(labels, result.history["val_loss"]):
-        ax_val.plot(epochs, curve, label=f"{name}={label}")
+        ax_val.plot(epochs, curve, label=label if "=" in label else f"{name}={label}")
     ax_val.set_yscale("log")
     ax_val.set_xlabel("epoch")
     ax_val.set_ylabel("validation cross-entropy")
