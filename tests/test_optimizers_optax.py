@@ -72,8 +72,8 @@ CASES = {
     "sgd": (lambda: gk.sgd(0.05), lambda: optax.sgd(0.05)),
     "sgd_momentum": (lambda: gk.sgd(0.05, momentum=0.9), lambda: optax.sgd(0.05, momentum=0.9)),
     "sgd_nesterov_weight_decay": (
-        lambda: gk.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=1e-2),
-        lambda: optax.chain(optax.add_decayed_weights(1e-2), optax.sgd(0.05, momentum=0.9, nesterov=True)),
+        lambda: gk.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=1e-2, mask=not_bias),
+        lambda: optax.chain(optax.add_decayed_weights(1e-2, mask=not_bias), optax.sgd(0.05, momentum=0.9, nesterov=True)),
     ),
     "adagrad": (
         lambda: gk.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0),
@@ -85,8 +85,8 @@ CASES = {
     ),
     "adam": (lambda: gk.adam(0.01), lambda: optax.adam(0.01)),
     "adam_l2": (
-        lambda: gk.adam(0.01, weight_decay=0.1),
-        lambda: optax.chain(optax.add_decayed_weights(0.1), optax.adam(0.01)),
+        lambda: gk.adam(0.01, weight_decay=0.1, mask=not_bias),
+        lambda: optax.chain(optax.add_decayed_weights(0.1, mask=not_bias), optax.adam(0.01)),
     ),
     "adamw": (
         lambda: gk.adamw(0.01, weight_decay=0.1, mask=not_bias),

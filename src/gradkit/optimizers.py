@@ -29,7 +29,11 @@ def _unless_zero(coefficient: Scalar, transform: GradientTransformation) -> tupl
 
 
 def sgd(
-    learning_rate: Scalar | Schedule, momentum: Scalar = 0.0, nesterov: bool = False, weight_decay: Scalar = 0.0
+    learning_rate: Scalar | Schedule,
+    momentum: Scalar = 0.0,
+    nesterov: bool = False,
+    weight_decay: Scalar = 0.0,
+    mask: Any = None,
 ) -> GradientTransformation:
     """Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay::
 
@@ -38,7 +42,8 @@ def sgd(
         W <- W - lr * v                    (Nesterov: W <- W - lr * (g + momentum * v))
 
     Same as ``torch.optim.SGD(lr, momentum, nesterov=..., weight_decay=...)`` (``dampening=0``) and
-    ``optax.sgd`` plus ``optax.add_decayed_weights`` before it.
+    ``optax.sgd`` plus ``optax.add_decayed_weights`` before it. ``mask`` selects the decayed leaves, see
+    ``gk.add_decayed_weights`` (torch does this with parameter groups).
 
     >>> tx = gk.sgd(0.1, momentum=0.9, nesterov=True)
     """
@@ -46,7 +51,7 @@ def sgd(
         raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
     _checks.non_negative("weight_decay", weight_decay)
     return chain(
-        *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
+        *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
         *_unless_zero(momentum, scale_by_momentum(momentum, nesterov)),
         scale_by_learning_rate(learning_rate),
     )
@@ -84,18 +89,19 @@ def adam(
     eps: Scalar = 1e-8,
     eps_root: Scalar = 0.0,
     weight_decay: Scalar = 0.0,
+    mask: Any = None,
 ) -> GradientTransformation:
     """Adam (Kingma & Ba, 2015): ``W <- W - lr * m_hat / (sqrt(v_hat) + eps)``; see ``gk.scale_by_adam``.
 
     ``weight_decay`` is the lecture's "Adam + L2": ``weight_decay * W`` is added to the gradient before
     the moments, so it is rescaled per parameter like the gradient is (torch ``Adam(weight_decay=...)``).
-    For decay applied to the weights directly, use ``gk.adamw``.
+    For decay applied to the weights directly, use ``gk.adamw``. ``mask`` selects the decayed leaves.
 
     >>> tx = gk.adam(1e-3)
     """
     _checks.non_negative("weight_decay", weight_decay)
     return chain(
-        *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
+        *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
         scale_by_adam(b1, b2, eps, eps_root),
         scale_by_learning_rate(learning_rate),
     )
