@@ -1,4 +1,4 @@
-"""gk.init: the lecture's variances measured on large draws, fans against torch, the difference from jax.nn.initializers."""
+"""gk.init: the lecture's variances on large draws, fans against torch, the difference from jax.nn.initializers."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_uniform_initializers_have_the_lecture_bound_and_jax_nn_distribution():
         (I.xavier_uniform, jax.nn.initializers.glorot_uniform(), 2 / sum(DENSE)),
     ):
         w, v = np.asarray(ours(KEY, DENSE)), np.asarray(theirs(jax.random.key(1), DENSE))
-        limit = math.sqrt(3 * var)  # U(-a, a): a = sqrt(6 / fan_in) for Kaiming, sqrt(6 / (fan_in + fan_out)) for Xavier
+        limit = math.sqrt(3 * var)  # U(-a, a): a = sqrt(6 / fan_in) (Kaiming), sqrt(6 / (fan_in + fan_out)) (Xavier)
         assert np.abs(w).max() <= limit and np.abs(w).max() > 0.999 * limit
         # Same distribution: quantiles of two independent 500k samples agree to 1% of the bound.
         q = np.linspace(0.01, 0.99, 25)

@@ -7,6 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import gradkit as gk
 from conftest import requires_torch
@@ -35,6 +38,17 @@ def test_softmax_and_log_softmax_match_jax_nn(axis):
     s, _ = logits_and_labels()
     np.testing.assert_allclose(L.softmax(s, axis=axis), jax.nn.softmax(s, axis=axis), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(L.log_softmax(s, axis=axis), jax.nn.log_softmax(s, axis=axis), rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float32, (5,), elements=st.floats(allow_nan=False, allow_infinity=False, width=32)))
+def test_softmax_is_a_finite_distribution_for_any_finite_scores(scores):
+    p = np.asarray(L.softmax(jnp.asarray(scores)), np.float64)
+    assert np.isfinite(p).all() and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(p, np_softmax(scores), atol=1e-6)  # float64 closed form
+    logp = np.asarray(L.log_softmax(jnp.asarray(scores)), np.float64)
+    np.testing.assert_allclose(np.exp(logp), p, atol=1e-6)
 
 
 def test_log_softmax_of_a_nearly_certain_class_is_exact():
@@ -128,7 +142,8 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot_even_for_huge_logits(sca
 def test_cross_entropy_is_4_6_when_the_correct_class_gets_p_001():
     loss = L.softmax_cross_entropy(jnp.log(jnp.array([0.01, 0.99])), jnp.array(0))
     np.testing.assert_allclose(loss, -np.log(0.01), rtol=1e-6)  # the lecture's 4.6
-    np.testing.assert_allclose(L.softmax_cross_entropy(jnp.array([5.0, 0.0]), jnp.array(0)), np.log1p(np.exp(-5.0)), rtol=1e-6)
+    loss = L.softmax_cross_entropy(jnp.array([5.0, 0.0]), jnp.array(0))
+    np.testing.assert_allclose(loss, np.log1p(np.exp(-5.0)), rtol=1e-6)
 
 
 def test_cross_entropy_ignores_masked_classes_without_label_mass():
@@ -158,7 +173,8 @@ def test_multiclass_hinge_matches_torch_multi_margin_loss_times_classes(margin):
     import torch
 
     s, y = logits_and_labels(batch=(8,))
-    ref = torch.nn.MultiMarginLoss(margin=margin, reduction="none")(torch.tensor(np.asarray(s)), torch.tensor(np.asarray(y, np.int64)))
+    torch_loss = torch.nn.MultiMarginLoss(margin=margin, reduction="none")
+    ref = torch_loss(torch.tensor(np.asarray(s)), torch.tensor(np.asarray(y, np.int64)))
     np.testing.assert_allclose(L.multiclass_hinge(s, y, margin), s.shape[-1] * ref.numpy(), rtol=1e-5, atol=1e-6)
 
 

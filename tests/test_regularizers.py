@@ -1,4 +1,4 @@
-"""gk.regularizers against closed forms, gk.add_decayed_weights, optax and scikit-learn's Lasso (lecture 3, chapter 2)."""
+"""gk.regularizers against closed forms, add_decayed_weights, optax and scikit-learn's Lasso (lecture 3, ch. 2)."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ LR, STRENGTH = 0.3, 0.05
 
 @pytest.fixture(scope="module")
 def lasso_reference():
-    sklearn = pytest.importorskip("sklearn.linear_model", reason="scikit-learn is not installed (pip install gradkit[data])")
+    sklearn = pytest.importorskip("sklearn.linear_model", reason="scikit-learn is not installed (gradkit[data])")
     x, y = make_lasso_problem()
     # sklearn's Lasso minimizes (1/2n)||y - Xw||^2 + alpha ||w||_1: our data_loss + STRENGTH * l1.
     model = sklearn.Lasso(alpha=STRENGTH, fit_intercept=False, tol=1e-12, max_iter=100_000)

@@ -6,9 +6,10 @@ For each leaf ``x`` of the params and each checked coordinate ``i``::
     analytic_i = jax.grad(f)(params)_i
     error_i    = |analytic_i - numeric_i| / max(|analytic_i|, |numeric_i|, floor)
 
-The divisor is the step actually taken in the leaf's dtype. ``floor`` is the rounding noise of the
-difference quotient, ``eps_machine * (|f(x+h)| + |f(x-h)|) / (2h)``: below it two gradients cannot be
-told apart, so comparing near-zero gradients does not report a meaningless huge relative error.
+The divisor is the step actually taken in the leaf's dtype. ``floor`` is the larger of the rounding
+noise of the difference quotient, ``eps_machine * (|f(x+h)| + |f(x-h)|) / (2h)``, and ``1e-4`` times the
+leaf's largest gradient (the O(h^2) truncation error is not small next to a gradient of ~0): below it
+two gradients cannot be told apart, so a near-zero gradient does not report a meaningless relative error.
 Leaves with more than ``max_coords`` entries are checked on a random subset of coordinates.
 """
 
@@ -83,7 +84,9 @@ class GradCheckError(AssertionError):
 
 def _leaf_defaults(dtype: np.dtype, step: float | None, tolerance: float | None) -> tuple[float, float]:
     if dtype not in DEFAULTS:
-        raise TypeError(f"check_grads works on float32 and float64 leaves, got {dtype}; cast the leaf to float32 or float64")
+        raise TypeError(
+            f"check_grads works on float32 and float64 leaves, got {dtype}; cast the leaf to float32 or float64"
+        )
     h, tol = DEFAULTS[dtype]
     return (h if step is None else step), (tol if tolerance is None else tolerance)
 
@@ -96,7 +99,7 @@ def _compare(f: Callable, leaves: list, treedef: Any, coords: list, steps: list)
 
     @jax.jit
     def run(leaves: list, coords: list) -> tuple[list, list, list]:
-        grads = jax.tree.leaves(jax.grad(lambda p: f(p))(jax.tree.unflatten(treedef, leaves)))
+        grads = jax.tree.leaves(jax.grad(f)(jax.tree.unflatten(treedef, leaves)))
         analytic, numeric, noise = [], [], []
         for i, (x, c, h) in enumerate(zip(leaves, coords, steps)):
             x = jnp.asarray(x)
@@ -159,8 +162,8 @@ def check_grads(
         raise TypeError(f"f must return a real scalar, got shape {value.shape} and dtype {value.dtype}")
     keys = jax.random.split(jax.random.key(0) if key is None else key, max(len(leaves), 1))
     coords = [
-        jax.random.choice(keys[i], x.size, (max_coords,), replace=False) if x.size > max_coords else jnp.arange(x.size)
-        for i, x in enumerate(leaves)
+        jax.random.choice(keys[i], n, (max_coords,), replace=False) if n > max_coords else jnp.arange(n)
+        for i, n in enumerate(int(np.size(x)) for x in leaves)
     ]
     steps = [h for h, _ in settings]
     analytic, numeric, noise = (

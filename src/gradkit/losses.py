@@ -51,52 +51,65 @@ def _check_indices(labels: Array, scores: Array) -> None:
 # -- kernels: jitted, so an eager call compiles once per shape instead of dispatching op by op --------
 
 
-def _shift(scores: Array) -> Array:
-    """``s - max(s)`` over the last axis; where the max is +inf, 0 at the +inf entries and -inf elsewhere.
+def _shifted(scores: Array) -> tuple[Array, Array]:
+    """``(s - m, is_max)`` over the last axis, ``m = max s``, taking the limit in rows whose max is +inf.
 
-    The max is a constant for the gradient: softmax is shift-invariant, so its derivative through the
-    max is exactly zero, and stopping it avoids splitting the gradient between tied maxima.
+    Such rows become 0 at their +inf entries and -inf elsewhere (the +inf entries share the mass); a
+    row of only -inf keeps ``m = -inf`` and gives NaN downstream (no distribution exists).
     """
-    top = jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True))
-    finite_top = jnp.where(jnp.isfinite(top), top, 0)
-    return jnp.where(jnp.isposinf(top), jnp.where(jnp.isposinf(scores), 0.0, -jnp.inf), scores - finite_top)
+    top = jnp.max(scores, axis=-1, keepdims=True)
+    infinite_top = jnp.isposinf(top)
+    scores = jnp.where(infinite_top, jnp.where(jnp.isposinf(scores), 0, -jnp.inf).astype(scores.dtype), scores)
+    top = jnp.where(infinite_top, 0, top)
+    return scores - top, scores == top  # -inf - (-inf) is NaN: an all -inf row stays NaN
 
 
+@jax.custom_jvp
 def _softmax_last(scores: Array) -> Array:
-    e = jnp.exp(_shift(scores))
+    e = jnp.exp(_shifted(scores)[0])
     return e / jnp.sum(e, axis=-1, keepdims=True)
 
 
+@_softmax_last.defjvp
+def _softmax_jvp(primals: tuple, tangents: tuple) -> tuple[Array, Array]:
+    # dp_k = p_k (ds_k - sum_j p_j ds_j): the max subtracted in the forward pass has no derivative.
+    (scores,), (ds,) = primals, tangents
+    p = _softmax_last(scores)
+    return p, p * (ds - jnp.sum(p * ds, axis=-1, keepdims=True))
+
+
+@jax.custom_jvp
 def _log_softmax_last(scores: Array) -> Array:
-    top_index = jnp.argmax(scores, axis=-1, keepdims=True)
-    top = jnp.take_along_axis(scores, top_index, axis=-1)  # differentiable: d log p / d s_top is exact
-    finite = jnp.isfinite(top)
-    centered = scores - jnp.where(finite, top, 0)
-    is_top = jnp.arange(scores.shape[-1]) == top_index
-    rest = jnp.sum(jnp.where(is_top, 0, jnp.exp(centered)), axis=-1, keepdims=True)
-    # An infinite max: the limit (+inf entries share the mass) or NaN (all -inf), from the plain shifted form.
-    shifted = _shift(scores)
-    limit = shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
-    return jnp.where(finite, centered - jnp.log1p(rest), limit)
+    centered, is_top = _shifted(scores)
+    # log Z - max = log(1 + sum_{j not a max} e^{s_j - max} + (ties - 1)), through log1p: exact near 0.
+    ties = jnp.sum(is_top, axis=-1, keepdims=True).astype(scores.dtype) - 1
+    rest = jnp.sum(jnp.exp(jnp.where(is_top, -jnp.inf, centered)), axis=-1, keepdims=True) + ties
+    return centered - jnp.log1p(rest)
+
+
+@_log_softmax_last.defjvp
+def _log_softmax_jvp(primals: tuple, tangents: tuple) -> tuple[Array, Array]:
+    # d log p_k = ds_k - sum_j p_j ds_j; for cross-entropy this makes the gradient softmax - onehot.
+    (scores,), (ds,) = primals, tangents
+    logp = _log_softmax_last(scores)
+    return logp, ds - jnp.sum(jnp.exp(logp) * ds, axis=-1, keepdims=True)
 
 
 @jax.jit
-def _onehot_or_nan(labels: Array, scores: Array) -> tuple[Array, Array]:
-    """One-hot of ``labels`` over the classes, and a factor: 1, or NaN where the label is out of range.
+def _index_or_nan(labels: Array, scores: Array) -> tuple[Array, Array]:
+    """``labels`` as gather indices ``(..., 1)``, and a factor: 1, or NaN where the label is out of range.
 
     An out-of-range label is computed as class 0 and then poisoned, so both the loss and its gradient
-    are NaN for that example (a one-hot of zeros would give a finite, plausible loss).
+    are NaN for that example (a clamped or wrapped index would give a finite, plausible loss).
     """
-    num_classes = scores.shape[-1]
-    inside = (labels >= 0) & (labels < num_classes)
-    onehot = jnp.where(inside, labels, 0)[..., None] == jnp.arange(num_classes)
-    return onehot, jnp.where(inside, 1.0, jnp.nan).astype(scores.dtype)
+    inside = (labels >= 0) & (labels < scores.shape[-1])
+    return jnp.where(inside, labels, 0)[..., None], jnp.where(inside, 1.0, jnp.nan).astype(scores.dtype)
 
 
 @jax.jit
 def _cross_entropy_indices(logits: Array, labels: Array) -> Array:
-    onehot, valid = _onehot_or_nan(labels, logits)
-    return -jnp.sum(jnp.where(onehot, _log_softmax_last(logits), 0), axis=-1) * valid
+    index, valid = _index_or_nan(labels, logits)
+    return -jnp.take_along_axis(_log_softmax_last(logits), index, axis=-1)[..., 0] * valid
 
 
 @jax.jit
@@ -107,10 +120,11 @@ def _cross_entropy_probabilities(logits: Array, q: Array) -> Array:
 
 @jax.jit
 def _hinge(scores: Array, labels: Array, margin: Array) -> Array:
-    onehot, valid = _onehot_or_nan(labels, scores)
-    correct = jnp.sum(jnp.where(onehot, scores, 0), axis=-1, keepdims=True)
-    margins = jnp.where(onehot, 0, jnp.maximum(0, scores - correct + margin))
-    return jnp.sum(margins, axis=-1) * valid
+    index, valid = _index_or_nan(labels, scores)
+    correct = jnp.take_along_axis(scores, index, axis=-1)
+    margins = jnp.maximum(0, scores - correct + margin)
+    # The j = y term is max(0, margin) = margin exactly; remove it rather than mask every entry.
+    return (jnp.sum(margins, axis=-1) - jnp.maximum(0, margin)) * valid
 
 
 # -- public ------------------------------------------------------------------------------------------
@@ -130,7 +144,8 @@ def softmax(scores: Any, axis: int = -1) -> Array:
     """Probabilities from scores: ``p_k = exp(s_k - max s) / sum_j exp(s_j - max s)``.
 
     Finite for huge scores; ``-inf`` entries get probability 0; entries of ``+inf`` share all the mass;
-    a row of only ``-inf`` is NaN (no distribution exists). Same as ``jax.nn.softmax``.
+    a row of only ``-inf`` is NaN (no distribution exists). Same as ``jax.nn.softmax`` for finite
+    scores (jax.nn gives NaN for ``+inf``).
 
     >>> gk.losses.softmax(jnp.array([3.2, 1.3, 2.2]))   # [0.659, 0.099, 0.243]
     """
@@ -138,11 +153,12 @@ def softmax(scores: Any, axis: int = -1) -> Array:
 
 
 def log_softmax(scores: Any, axis: int = -1) -> Array:
-    """Log-probabilities: ``log p_k = (s_k - m) - log(1 + sum_{j != argmax} exp(s_j - m))``, ``m = max s``.
+    """Log-probabilities: ``log p_k = (s_k - m) - log1p(sum_{j: s_j < m} exp(s_j - m) + ties - 1)``, ``m = max s``.
 
     Exact in the tails where ``log(softmax(s))`` underflows to ``-inf``, and through ``log1p`` also
     for a nearly certain top class (``log p ~ -1e-6``), where ``log(sum exp)`` would round to a
-    multiple of 6e-8. Otherwise the same as ``jax.nn.log_softmax``.
+    multiple of 6e-8. The gradient is ``ds_k - sum_j p_j ds_j`` exactly (a custom JVP). Otherwise
+    the same as ``jax.nn.log_softmax``; also for ``+inf`` scores, where jax.nn gives NaN.
 
     >>> gk.losses.log_softmax(jnp.array([1000.0, 0.0]))   # [0., -1000.]
     """
