@@ -16,26 +16,33 @@ import numpy as np
 Tree = Any
 
 
-def check_same_structure(updates: Tree, reference: Tree, what: str) -> None:
-    """Raise a ValueError showing both structures when ``updates`` is not shaped like ``reference``."""
-    got, expected = jax.tree.structure(updates), jax.tree.structure(reference)
+def check_same_structure(tree: Tree, reference: Tree, what: str, name: str = "updates") -> None:
+    """Raise a ValueError showing both structures when ``tree`` (called ``name``) is not shaped like ``reference``."""
+    got, expected = jax.tree.structure(tree), jax.tree.structure(reference)
     if got != expected:
         raise ValueError(
-            f"the updates tree does not match the {what} tree.\n"
-            f"  updates: {got}\n  {what}: {expected}\n"
-            "Pass gradients with the same structure as the params the optimizer was initialised with."
+            f"the {name} tree does not match the {what} tree.\n"
+            f"  {name}: {got}\n  {what}: {expected}\n"
+            f"Pass {name} with the same structure as the params the optimizer was initialised with."
         )
 
 
-def check_floating(params: Tree) -> None:
-    """Raise a TypeError when a leaf of ``params`` is not floating point or complex."""
+def check_floating(params: Tree, purpose: str = "optimized") -> None:
+    """Raise a TypeError when a leaf of ``params`` is not floating point or complex (it cannot be ``purpose``)."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         dtype = jnp.result_type(leaf)
         if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)):
             raise TypeError(
-                f"only floating (or complex) leaves can be optimized, but params{jax.tree_util.keystr(path)} "
+                f"only floating (or complex) leaves can be {purpose}, but params{jax.tree_util.keystr(path)} "
                 f"has dtype {dtype}. Cast it with .astype(jnp.float32) or keep it out of the optimized tree."
             )
+
+
+def resolve_mask(mask: Any, params: Tree) -> Tree:
+    """A tree of bools shaped like ``params`` from a mask: None (all True), a bool tree, or ``params -> bool tree``."""
+    selected = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
+    check_same_structure(selected, params, "params", name="mask")
+    return selected
 
 
 def real_dtype(dtype: Any) -> np.dtype:

@@ -152,7 +152,7 @@ def check_grads(
             _checks.positive(name, value)
     if not isinstance(max_coords, int) or max_coords < 1:
         raise ValueError(f"max_coords must be a positive int, got {max_coords!r}")
-    _tree.check_floating(params)
+    _tree.check_floating(params, "checked")
     leaves, treedef = jax.tree.flatten(params)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
     settings = [_leaf_defaults(np.dtype(jnp.result_type(x)), step, tolerance) for x in leaves]

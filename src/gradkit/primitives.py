@@ -112,8 +112,7 @@ def add_decayed_weights(weight_decay: Scalar, mask: Any = None) -> GradientTrans
         if params is None:
             raise ValueError("add_decayed_weights needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
-        decays = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
-        _tree.check_same_structure(decays, params, "mask")
+        decays = _tree.resolve_mask(mask, params)
         return _tree.map_like(lambda g, w, d: g + weight_decay * w if d else g, updates, params, decays), state
 
     return GradientTransformation(lambda params: EmptyState(), update)

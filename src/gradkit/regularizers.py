@@ -26,11 +26,8 @@ Schedule = Callable[[jax.Array], jax.Array]
 
 def _penalized(params: Params, mask: Mask) -> list[jax.Array]:
     """The leaves of ``params`` that ``mask`` selects (all of them without a mask)."""
-    _tree.check_floating(params)
-    if mask is None:
-        return jax.tree.leaves(params)
-    selected = mask(params) if callable(mask) else mask
-    _tree.check_same_structure(selected, params, "params")
+    _tree.check_floating(params, "penalized")
+    selected = _tree.resolve_mask(mask, params)
     return [p for p, keep in zip(jax.tree.leaves(params), jax.tree.leaves(selected)) if keep]
 
 
@@ -105,8 +102,7 @@ def prox_l1(strength: Scalar, learning_rate: Scalar | Schedule, mask: Mask = Non
         if params is None:
             raise ValueError("prox_l1 needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
-        keep = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
-        _tree.check_same_structure(keep, params, "params")
+        keep = _tree.resolve_mask(mask, params)
 
         def step(u: jax.Array, w: jax.Array, penalized: bool) -> jax.Array:
             return soft_threshold(w + u, lr * strength) - w if penalized else u
