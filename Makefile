@@ -19,7 +19,7 @@ $(VENV)/.test: $(PY) pyproject.toml
 
 demo: $(VENV)/.demo
 	$(VENV)/bin/gradkit train --out runs/train
-	$(VENV)/bin/gradkit train --train-size 100 --epochs 60 --sweep weight_decay=0,3,0 --sweep l2=0,0,0.03 --out runs/overfitting
+	$(VENV)/bin/gradkit train --train-size 100 --epochs 60 --lr 5e-3 --augment none --sweep weight_decay=0,3,0 --sweep l2=0,0,0.03 --out runs/overfitting
 	$(PY) examples/overfitting_polynomial.py runs/overfitting_polynomial.png
 	$(VENV)/bin/gradkit race --out runs/race
 	@echo "pictures: runs/train/curves.png (the recipe: train vs validation loss and accuracy),"

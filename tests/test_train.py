@@ -125,6 +125,79 @@ def test_load_npz_accepts_images_and_integral_float_labels(tmp_path):
     assert x.shape == (6, 6) and x.dtype == np.float32 and y.dtype == np.int32
 
 
+def shifted_by_numpy(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Reference shift: pad with zeros, then cut the window that moves the picture by (dy, dx)."""
+    h, w = image.shape
+    m = max(abs(dy), abs(dx))
+    padded = np.pad(image, m)
+    return padded[m - dy : m - dy + h, m - dx : m - dx + w]
+
+
+def test_shift_images_moves_every_pixel_by_its_shift_and_fills_with_zero():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(1, 2, (25, 5, 6)).astype(np.float32)  # no zero pixel: a 0 in the output is fill
+    shifts = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)])
+    got = np.asarray(data.shift_images(jnp.asarray(images), jnp.asarray(shifts)))
+    for k, (dy, dx) in enumerate(shifts):
+        np.testing.assert_array_equal(got[k], shifted_by_numpy(images[k], dy, dx), err_msg=f"shift {(dy, dx)}")
+    np.testing.assert_array_equal(got[shifts.tolist().index([0, 1]), :, 0], 0)  # moved right: column 0 uncovered
+    np.testing.assert_array_equal(got[shifts.tolist().index([-1, 0]), -1, :], 0)  # moved up: last row uncovered
+
+
+def test_random_shift_is_a_pixel_space_shift_of_at_most_one_with_standardized_zero_fill():
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(1, 17, (500, 8, 8)).astype(np.float32)  # intensities 1..16: fill (0) is recognisable
+    x = pixels.reshape(500, 64)
+    mean, std = data.feature_stats(x)
+    out = np.asarray(jax.jit(data.random_shift((8, 8), 1, mean, std))(jax.random.key(0), jnp.asarray((x - mean) / std)))
+    back = (out * std + mean).reshape(500, 8, 8)  # undo the standardization: the shifted pixels
+    seen = set()
+    for k in range(500):
+        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if np.allclose(back[k], shifted_by_numpy(pixels[k], dy, dx), atol=1e-4)]
+        assert len(matches) == 1, k
+        seen.add(matches[0])
+    assert seen == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}  # all nine shifts are drawn
+    # In standardized space an uncovered pixel holds the standardized value of intensity 0: -mean / std.
+    fill = back.reshape(500, 64) < 0.5
+    np.testing.assert_allclose(out[fill], np.broadcast_to(-mean / std, out.shape)[fill], rtol=1e-5)
+
+
+def test_feature_stats_under_shifts_are_those_of_every_shifted_copy():
+    rng = np.random.default_rng(2)
+    pixels = rng.uniform(0, 16, (40, 4, 5)).astype(np.float32)
+    x = pixels.reshape(40, 20)
+    mean, std = data.feature_stats(x)
+    np.testing.assert_allclose(mean, x.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std, x.std(0), rtol=1e-6)
+    copies = np.stack([shifted_by_numpy(p, dy, dx) for p in pixels for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    mean, std = data.feature_stats(x, (4, 5), max_shift=1)
+    np.testing.assert_allclose(mean, copies.reshape(-1, 20).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, copies.reshape(-1, 20).std(0), rtol=1e-5)
+
+
+def test_standardizing_with_shifted_statistics_keeps_shifted_digits_in_range():
+    # Why the recipe standardizes with the shifted statistics: with the plain ones, border pixels that are
+    # almost always 0 have a tiny std, and a stroke shifted onto them becomes a value in the hundreds.
+    pytest.importorskip("sklearn", reason="the digits come with scikit-learn")
+    raw = data.split(*data.load_digits(), seed=0).x_train
+    largest = {}
+    for max_shift in (0, 1):
+        mean, std = data.feature_stats(raw, (8, 8), max_shift)
+        augment = data.random_shift((8, 8), 1, mean, std)
+        largest[max_shift] = float(np.abs(augment(jax.random.key(0), jnp.asarray((raw - mean) / std))).max())
+    assert largest[0] > 100 and largest[1] < 30, largest
+
+
+def test_random_shift_validates_its_arguments():
+    with pytest.raises(ValueError, match="max_shift must be an int >= 0, got -1"):
+        data.random_shift((8, 8), -1, np.zeros(64), np.ones(64))
+    with pytest.raises(ValueError, match=r"mean and std must have shape \(64,\)"):
+        data.random_shift((8, 8), 1, np.zeros(63), np.ones(63))
+    with pytest.raises(ValueError, match=r"image_shape must be \(height, width\) with height \* width = 64"):
+        data.feature_stats(np.zeros((5, 64)), (8, 7), max_shift=1)
+
+
 # -- models ---------------------------------------------------------------------------------------
 
 
@@ -172,20 +245,41 @@ def test_fit_lowers_the_loss_and_keeps_the_best_validation_checkpoint(digits):
     np.testing.assert_allclose(val_loss, h["val_loss"][best], rtol=1e-5)
 
 
-def test_vmapped_sweep_equals_separate_runs(digits):
-    # Same init and batch order in every run; only the swept values differ. vmap batches the matmuls,
-    # which may reorder float32 sums: agreement to 1e-5 (a few ulps of accumulated rounding), not bitwise.
+@pytest.mark.parametrize("augmented", [False, True])
+def test_vmapped_sweep_equals_separate_runs(digits, augmented):
+    # Same init, batch order (and shifts, when augmented) in every run; only the swept values differ. vmap
+    # batches the matmuls, which may reorder float32 sums: agreement to 1e-5 (a few ulps of accumulated
+    # rounding), not bitwise.
     parts = small(digits, 200)
+    augment = data.random_shift((8, 8), 1, np.zeros(64), np.ones(64)) if augmented else None
     spe = data.batches_per_epoch(200, 64)
     model, make_tx = models.mlp(64, (16,), 10), adamw_recipe(spe, 3)
     wds, lrs = [0.0, 0.1, 1.0], [1e-3, 3e-3, 1e-2]
-    swept = loop.fit(model, make_tx, {"learning_rate": lrs, "weight_decay": wds}, parts, epochs=3)
+    swept = loop.fit(model, make_tx, {"learning_rate": lrs, "weight_decay": wds}, parts, epochs=3, augment=augment)
     for r, (lr, wd) in enumerate(zip(lrs, wds)):
-        alone = loop.fit(model, make_tx, {"learning_rate": lr, "weight_decay": wd}, parts, epochs=3)
+        alone = loop.fit(model, make_tx, {"learning_rate": lr, "weight_decay": wd}, parts, epochs=3, augment=augment)
         for name in loop.METRICS:
             np.testing.assert_allclose(swept.history[name][r], alone.history[name], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(swept.test["final_acc"][r], alone.test["final_acc"], atol=1e-6)
     assert len({float(swept.history["train_loss"][r, -1]) for r in range(3)}) == 3  # the runs really differ
+
+
+def test_identity_augmentation_is_exactly_no_augmentation_and_shifts_change_only_training(digits):
+    # The augmentation keys are drawn beside the batch order, not from it: with an augment that changes
+    # nothing the run is bit for bit the unaugmented one. Random shifts change the training steps; the
+    # per-epoch evaluation still sees the unshifted training data.
+    parts = small(digits, 200)
+    spe = data.batches_per_epoch(200, 64)
+    model, make_tx, hp = models.linear(64, 10), adamw_recipe(spe, 3), {"learning_rate": 3e-3, "weight_decay": 0.1}
+    plain = loop.fit(model, make_tx, hp, parts, epochs=2)
+    identity = loop.fit(model, make_tx, hp, parts, epochs=2, augment=lambda key, x: x)
+    for name in loop.METRICS:
+        np.testing.assert_array_equal(identity.history[name], plain.history[name], err_msg=name)
+    augment = data.random_shift((8, 8), 1, np.zeros(64), np.ones(64))
+    shifted = loop.fit(model, make_tx, hp, parts, epochs=2, augment=augment)
+    assert not np.allclose(shifted.history["batch_loss"], plain.history["batch_loss"], rtol=1e-3)
+    train_loss, _ = loop.evaluate(model, shifted.params, parts.x_train, parts.y_train)
+    np.testing.assert_allclose(train_loss, shifted.history["train_loss"][-1], rtol=1e-5)
 
 
 def test_recipe_with_gradkit_and_optax_gives_the_same_loss_curve(digits):

@@ -31,6 +31,7 @@ def test_train_writes_valid_metrics_and_curves_and_the_loss_falls(tmp_path, caps
     assert losses[-1] < losses[0]
     assert metrics["config"]["optimizer"] == "adamw" and metrics["config"]["schedule"] == "warmup_cosine"
     assert metrics["config"]["sizes"]["train"] == 300
+    assert metrics["config"]["augment"] == "shift"  # the MLP recipe on the digits shifts its training images
     assert {"jax", "numpy", "gradkit"} <= set(metrics["versions"])
     assert metrics["wall_time_s"] > 0
     s = metrics["summary"]
@@ -69,6 +70,7 @@ def test_sweep_runs_as_one_program_and_draws_the_gap(tmp_path):
         (["--sweep", "lr=0.1,0.2", "--sweep", "l2=0"], "equally many values"),
         (["--hidden", "32,a"], "--hidden must be comma-separated widths"),
         (["--train-size", "0"], "train_size must be in"),
+        (["--augment", "blur"], "unknown --augment 'blur'; choose one of: none, shift"),
     ],
 )
 def test_bad_arguments_fail_clearly_before_any_output(tmp_path, capsys, argv, message):
@@ -114,6 +116,22 @@ def test_own_npz_data_trains_with_sgd_momentum_and_step_decay_by_name(tmp_path):
     assert metrics["config"]["schedule_kwargs"] == {"step_size": 4, "factor": 0.5}
     assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
     assert metrics["config"]["sizes"] == {"train": 84, "val": 18, "test": 18, "features": 4, "classes": 3}
+    assert metrics["config"]["augment"] == "none"  # no augmentation unless asked for, outside the digits recipe
+
+
+def test_shift_augmentation_takes_npz_images_and_refuses_flat_features(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    np.savez(tmp_path / "flat.npz", x=rng.normal(size=(60, 5)), y=y)
+    np.savez(tmp_path / "images.npz", x=rng.uniform(0, 1, (60, 3, 4)), y=y)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "flat.npz"), "--augment", "shift", "--epochs", "1",
+                 "--out", str(out)]) == 2
+    assert "--augment shift needs images: x of shape (n, height, width); --data" in capsys.readouterr().err
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert main(["train", "--data", str(tmp_path / "images.npz"), "--augment", "shift", "--model", "linear",
+                 "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["augment"] == "shift"
 
 
 def test_a_failure_during_training_leaves_no_output_directory(tmp_path, monkeypatch):

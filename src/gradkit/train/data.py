@@ -8,11 +8,15 @@ index arrays rather than Python generators, so a whole epoch runs as one ``lax.s
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+# ``augment(key, x_batch) -> x_batch``: a random distortion of a batch of (standardized) training features.
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 class Split(NamedTuple):
@@ -45,10 +49,11 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return digits.data.astype(np.float32), digits.target.astype(np.int32)
 
 
-def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path: str | os.PathLike, flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Load a user's data set: an ``.npz`` holding ``x`` (n, features...) and integer labels ``y`` (n,).
 
-    ``x`` is flattened to (n, d) float32. Raises ``ValueError`` naming the file and what is wrong.
+    ``x`` is float32, flattened to (n, d) unless ``flatten=False`` (then images keep their shape, e.g.
+    (n, height, width)). Raises ``ValueError`` naming the file and what is wrong.
 
     >>> np.savez("mine.npz", x=features, y=labels); x, y = load_npz("mine.npz")
     """
@@ -72,7 +77,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"--data {path!r}: need at least 3 examples (train, validation, test), got {x.shape[0]}")
     if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
         raise ValueError(f"--data {path!r}: x must be real numbers, got dtype {x.dtype}")
-    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    x = (x.reshape(x.shape[0], -1) if flatten else x).astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"--data {path!r}: x holds NaN or infinite values")
     if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
@@ -131,17 +136,90 @@ def subset(parts: Split, train_size: int, seed: int = 0) -> Split:
     return parts._replace(x_train=parts.x_train[keep], y_train=parts.y_train[keep])
 
 
-def standardize(parts: Split) -> Split:
+def feature_stats(
+    x_train: np.ndarray, image_shape: tuple[int, int] | None = None, max_shift: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-feature ``mean`` and ``std`` (std 0 replaced by 1, float32) of the training features.
+
+    With ``max_shift > 0`` the statistics are those of the training images under every shift
+    ``(dy, dx)`` in ``{-max_shift, ..., max_shift}^2`` (see ``shift_images``): the distribution a
+    network trained with ``random_shift`` sees. Without this, a border pixel that is almost always 0
+    gets a tiny std and a shifted stroke landing on it becomes a standardized value in the hundreds.
+
+    >>> mean, std = feature_stats(x_train, (8, 8), max_shift=1)
+    """
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    if max_shift > 0:
+        if image_shape is None or len(image_shape) != 2 or int(np.prod(image_shape)) != x_train.shape[1]:
+            raise ValueError(f"image_shape must be (height, width) with height * width = {x_train.shape[1]} "
+                             f"features, got {image_shape!r}")
+        images = jnp.asarray(x_train.reshape(-1, *image_shape))
+        offsets = range(-max_shift, max_shift + 1)
+        copies = [shift_images(images, jnp.broadcast_to(jnp.array([dy, dx]), (len(images), 2)))
+                  for dy in offsets for dx in offsets]
+        x_train = np.asarray(jnp.concatenate(copies)).reshape(-1, x_train.shape[1])
+    std = x_train.std(axis=0)
+    return x_train.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+def standardize(parts: Split, stats: tuple[np.ndarray, np.ndarray] | None = None) -> Split:
     """Shift and scale every feature to mean 0, std 1 using the training part's statistics only.
 
-    ``x' = (x - mean_train) / std_train``; constant features (std 0, like the digits' corner pixels) are
+    ``x' = (x - mean_train) / std_train`` with ``(mean_train, std_train) = stats``, by default
+    ``feature_stats(parts.x_train)``; constant features (std 0, like the digits' corner pixels) are
     only shifted. Validation and test never leak into the statistics.
     """
-    mean = parts.x_train.mean(axis=0)
-    std = parts.x_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    mean, std = feature_stats(parts.x_train) if stats is None else stats
     scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
     return parts._replace(x_train=scale(parts.x_train), x_val=scale(parts.x_val), x_test=scale(parts.x_test))
+
+
+def shift_images(images: jax.Array, shifts: jax.Array) -> jax.Array:
+    """Move each image by whole pixels, filling the uncovered border with 0.
+
+    ``out[k, r, c] = images[k, r - dy_k, c - dx_k]`` where that pixel exists, else 0, for ``images``
+    (n, height, width) and integer ``shifts`` (n, 2) holding ``(dy_k, dx_k)``: positive ``dy`` moves the
+    picture down, positive ``dx`` right.
+
+    >>> shift_images(jnp.eye(3)[None], jnp.array([[0, 1]]))[0]   # [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    """
+    _, height, width = images.shape
+
+    def one(image: jax.Array, shift: jax.Array) -> jax.Array:
+        rows = jnp.arange(height)[:, None] - shift[0]
+        cols = jnp.arange(width)[None, :] - shift[1]
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        return jnp.where(inside, image[jnp.clip(rows, 0, height - 1), jnp.clip(cols, 0, width - 1)], 0)
+
+    return jax.vmap(one)(images, shifts)
+
+
+def random_shift(image_shape: tuple[int, int], max_shift: int, mean: np.ndarray, std: np.ndarray) -> Augment:
+    """Data augmentation: ``augment(key, x)`` moves each standardized image of a batch by a random shift.
+
+    The shift happens in pixel space, before standardizing: ``x' = (shift(x * std + mean) - mean) / std``
+    with ``(dy, dx)`` drawn uniformly from ``{-max_shift, ..., max_shift}^2`` per example, so the
+    uncovered border holds pixel intensity 0 (standardized ``-mean / std``), as a real shifted image
+    would. ``mean``, ``std`` are the statistics the features were standardized with (d = height * width),
+    best ``feature_stats(x_train, image_shape, max_shift)``.
+
+    >>> stats = feature_stats(x_train, (8, 8), 1); augment = random_shift((8, 8), 1, *stats)
+    """
+    height, width = image_shape
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    if np.shape(mean) != (height * width,) or np.shape(std) != (height * width,):
+        raise ValueError(f"mean and std must have shape ({height * width},) for {height}x{width} images, "
+                         f"got {np.shape(mean)} and {np.shape(std)}")
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+    def augment(key: jax.Array, x: jax.Array) -> jax.Array:
+        shifts = jax.random.randint(key, (x.shape[0], 2), -max_shift, max_shift + 1)
+        pixels = (x * std + mean).reshape(-1, height, width)
+        return (shift_images(pixels, shifts).reshape(x.shape) - mean) / std
+
+    return augment
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
@@ -172,4 +250,5 @@ def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, j
     return indices, weights
 
 
-__all__ = ["Split", "batches_per_epoch", "epoch_batches", "load_digits", "load_npz", "split", "standardize", "subset"]
+__all__ = ["Augment", "Split", "batches_per_epoch", "epoch_batches", "feature_stats", "load_digits", "load_npz",
+           "random_shift", "shift_images", "split", "standardize", "subset"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from gradkit import losses, regularizers
 from gradkit.core import GradientTransformation, apply_updates
-from gradkit.train.data import Split, batches_per_epoch, epoch_batches
+from gradkit.train.data import Augment, Split, batches_per_epoch, epoch_batches
 from gradkit.train.models import Model, weights_only
 
 Params = Any
@@ -69,7 +69,9 @@ def regularized_loss(
     return data_loss + l2 * regularizers.l2(params, mask=weights_only)
 
 
-def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> tuple[Callable, Callable]:
+def _programs(
+    model: Model, make_tx: MakeTx, batch_size: int, n_train: int, augment: Augment | None
+) -> tuple[Callable, Callable]:
     """The two pure functions a run is made of: ``start(hparams, key)`` and ``epoch(state, hparams, key, data)``."""
 
     def start(hparams: Hyperparams, key: jax.Array) -> TrainState:
@@ -83,15 +85,20 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
         l2 = hparams.get("l2", 0.0)
         x, y = data.x_train, data.y_train
         indices, weights = epoch_batches(key, n_train, batch_size)
+        # The batch order keeps drawing from ``key`` itself, so a run without augmentation is unchanged.
+        augment_keys = jax.random.split(jax.random.fold_in(key, 1), indices.shape[0])
 
         def step(carry, batch):
             params, opt_state = carry
-            i, w = batch
-            loss, grads = jax.value_and_grad(lambda p: regularized_loss(model, p, x[i], y[i], w, l2))(params)
+            i, w, k = batch
+            xb = x[i] if augment is None else augment(k, x[i])
+            loss, grads = jax.value_and_grad(lambda p: regularized_loss(model, p, xb, y[i], w, l2))(params)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (apply_updates(params, updates), opt_state), loss
 
-        (params, opt_state), batch_losses = jax.lax.scan(step, (state.params, state.opt_state), (indices, weights))
+        (params, opt_state), batch_losses = jax.lax.scan(
+            step, (state.params, state.opt_state), (indices, weights, augment_keys)
+        )
         train_loss, train_acc = evaluate(model, params, x, y)
         val_loss, val_acc = evaluate(model, params, data.x_val, data.y_val)
         better = val_loss < state.best_val_loss
@@ -111,13 +118,15 @@ def _programs(model: Model, make_tx: MakeTx, batch_size: int, n_train: int) -> t
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(model: Model, make_tx: MakeTx, batch_size: int, n_train: int, sweep: bool) -> tuple[Callable, ...]:
+def _compiled(
+    model: Model, make_tx: MakeTx, batch_size: int, n_train: int, sweep: bool, augment: Augment | None
+) -> tuple[Callable, ...]:
     """The jitted ``start``, ``epoch`` and test evaluation, vmapped over the runs of a sweep.
 
     Cached on the model and ``make_tx`` objects: fitting again with other hyperparameter values (they
     are arguments, not constants) reuses the compiled programs.
     """
-    start, epoch = _programs(model, make_tx, batch_size, n_train)
+    start, epoch = _programs(model, make_tx, batch_size, n_train, augment)
     evaluate_test = functools.partial(evaluate, model)
     if sweep:
         start = jax.vmap(start, in_axes=(0, None))
@@ -135,6 +144,7 @@ def fit(
     epochs: int,
     batch_size: int = 64,
     seed: int = 0,
+    augment: Augment | None = None,
     on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> Result:
     """Train ``model`` on ``data`` for ``epochs`` epochs of mini-batch steps with ``make_tx(hparams)``.
@@ -142,8 +152,11 @@ def fit(
     Each step minimises ``mean cross-entropy + hparams["l2"] * gk.regularizers.l2(weights)`` on one
     batch. ``hparams`` maps names to scalars; when its values are 1-D arrays of one length R, the R runs
     are a sweep: they are ``vmap``ped into one compiled epoch and share the init and the batch order
-    (both drawn from ``seed``), so they differ only in the swept values. ``on_epoch(e, metrics)`` is
-    called after each epoch (for progress display) with that epoch's ``METRICS``.
+    (both drawn from ``seed``), so they differ only in the swept values. ``augment(key, x_batch)`` (e.g.
+    ``gk.train.data.random_shift``), when given, distorts every training batch with a fresh key drawn
+    from the epoch's key (the same for every run of a sweep); evaluation always sees the data as they
+    are. ``on_epoch(e, metrics)`` is called after each epoch (for progress display) with that epoch's
+    ``METRICS``.
 
     >>> result = fit(mlp(64, (256,), 10), lambda h: gk.adamw(h["learning_rate"]), {"learning_rate": 1e-3},
     ...              data, epochs=20)
@@ -162,7 +175,7 @@ def fit(
     n_train = int(data.y_train.shape[0])
     batches_per_epoch(n_train, batch_size)  # validates batch_size
     key_init, key_order = jax.random.split(jax.random.key(seed))
-    start, epoch, evaluate_test = _compiled(model, make_tx, batch_size, n_train, sweep)
+    start, epoch, evaluate_test = _compiled(model, make_tx, batch_size, n_train, sweep, augment)
 
     began = time.perf_counter()
     state = start(hparams, key_init)
