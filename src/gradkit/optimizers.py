@@ -7,7 +7,7 @@ they cost nothing; a traced coefficient always keeps its term.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from gradkit import _checks
 from gradkit.core import GradientTransformation, chain
@@ -132,4 +132,9 @@ def adamw(
     )
 
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["BY_NAME", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+
+# Every optimizer by name, for the command line and the race (``--optimizer adamw``).
+BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
+    "adagrad": adagrad, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "sgd": sgd
+}

@@ -29,7 +29,7 @@ from gradkit.train import data as datasets
 from gradkit.train import loop, models, report
 
 # Built from the modules, so a new optimizer or schedule is selectable without touching this file.
-OPTIMIZERS: dict[str, Callable] = {name: getattr(optimizers, name) for name in optimizers.__all__}
+OPTIMIZERS: dict[str, Callable] = optimizers.BY_NAME
 # A schedule is a function whose first argument is its learning-rate value (value, init_value, peak_value, ...).
 SCHEDULES: dict[str, Callable] = {
     name: fn

@@ -10,14 +10,13 @@ last good point from then on.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit import _checks
+from gradkit import _checks, optimizers
 from gradkit.core import GradientTransformation, apply_updates
 from gradkit.landscapes import Landscape
 
@@ -111,19 +110,8 @@ _MADE: dict[tuple, MakeOptimizer] = {}
 
 
 def known_optimizers() -> dict[str, Callable[..., GradientTransformation]]:
-    """The optimizers of the top-level ``gk`` namespace: functions whose first argument is ``learning_rate``
-    and that return a GradientTransformation (the building blocks of ``gk.primitives`` left out)."""
-    import gradkit
-
-    found = {}
-    for attr in dir(gradkit):
-        fn = getattr(gradkit, attr)
-        if attr.startswith("_") or not inspect.isfunction(fn) or fn.__module__ == "gradkit.primitives":
-            continue
-        sig = inspect.signature(fn)
-        if list(sig.parameters)[:1] == ["learning_rate"] and "GradientTransformation" in str(sig.return_annotation):
-            found[attr] = fn
-    return found
+    """The optimizers a race can name: ``gk.optimizers.BY_NAME``."""
+    return dict(optimizers.BY_NAME)
 
 
 def _run(f: Callable, make: MakeOptimizer, learning_rate: jax.Array, start: jax.Array, steps: int,
