@@ -299,6 +299,9 @@ def _write_outputs(out: str, result: loop.Result, plan: dict, wall_time: float) 
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".gradkit-train-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary directory
     try:
         report.write_metrics(os.path.join(tmp, "metrics.json"), result, _config(plan), wall_time)
         title = f"{args.model} on {args.data or 'digits'}, {args.optimizer} + {args.schedule}"
