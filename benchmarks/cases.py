@@ -50,8 +50,8 @@ def gpt2_shapes(scale: float = 1.0, n_layers: int = 12) -> dict[str, tuple[int, 
     At ``scale=1``: d_model 768, vocab 50257, context 1024, 124M params.
     """
     r = math.sqrt(scale)
-    d = max(64, int(round(768 * r / 64)) * 64)
-    vocab, ctx = max(64, int(round(50257 * r))), max(64, int(round(1024 * r)))
+    d = max(64, round(768 * r / 64) * 64)
+    vocab, ctx = max(64, round(50257 * r)), max(64, round(1024 * r))
     shapes: dict[str, tuple[int, ...]] = {"wte": (vocab, d), "wpe": (ctx, d)}
     for i in range(n_layers):
         h = f"h{i:02d}."

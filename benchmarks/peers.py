@@ -10,8 +10,9 @@ torch is imported here only, and only when asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,11 @@ import numpy as np
 from benchmarks import timing
 from benchmarks.cases import ADAMW, SGD, Case
 
-TORCH_VARIANTS = {"torch for-loop": {"foreach": False}, "torch foreach": {"foreach": True}, "torch fused": {"fused": True}}
+TORCH_VARIANTS = {
+    "torch for-loop": {"foreach": False},
+    "torch foreach": {"foreach": True},
+    "torch fused": {"fused": True},
+}
 
 
 @dataclass
@@ -56,7 +61,7 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
     p = {k: jnp.asarray(v, case.dtype) for k, v in params.items()}
     g = {k: jnp.asarray(v, case.dtype) for k, v in grads.items()}
     s = tx.init(p)
-    compiled, compile_s = timing.compile_step(step_fn, (p, s, g), donate_argnums=(0, 1))
+    compiled, lower_s, compile_s = timing.compile_step(step_fn, (p, s, g), donate_argnums=(0, 1))
     live = {"p": p, "s": s}
 
     def step() -> None:
@@ -67,16 +72,26 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
         return {k: np.asarray(v.astype(jnp.float32)) for k, v in live["p"].items()}
 
     step()  # one untimed step, as torch_stepper's probe step, so every peer has taken the same steps
-    info = {"compile_s": compile_s, "memory": timing.memory(compiled), "hlo": timing.hlo_summary(compiled)}
+    info = {
+        "lower_s": lower_s,
+        "compile_s": compile_s,
+        "memory": timing.memory(compiled),
+        "hlo": timing.hlo_summary(compiled),
+    }
     return Stepper(step, host_params, info)
 
 
-def torch_device() -> tuple[str | None, str]:
-    """The torch device matching JAX's backend, or ``(None, reason)`` when torch cannot do the same work."""
+def torch_device(threads: int | None = None) -> tuple[str | None, str]:
+    """The torch device matching JAX's backend, or ``(None, reason)`` when torch cannot do the same work.
+
+    ``threads`` sets ``torch.set_num_threads`` (None keeps torch's default).
+    """
     try:
         import torch
     except ImportError:
         return None, "torch is not installed"
+    if threads is not None:
+        torch.set_num_threads(threads)
     backend = jax.default_backend()
     if backend == "cpu":
         return "cpu", f"torch {torch.__version__} on CPU ({torch.get_num_threads()} threads)"
@@ -91,14 +106,19 @@ def torch_stepper(variant: str, case: Case, params: dict, grads: dict, device: s
 
     dtype = getattr(torch, case.dtype)
     ps = [torch.tensor(v, dtype=dtype, device=device, requires_grad=True) for v in params.values()]
-    for p, g in zip(ps, grads.values()):
+    for p, g in zip(ps, grads.values(), strict=True):
         p.grad = torch.tensor(g, dtype=dtype, device=device)
     options = TORCH_VARIANTS[variant]
     try:
         if case.optimizer == "adamw":
             h = ADAMW
             opt = torch.optim.AdamW(
-                ps, lr=h["learning_rate"], betas=(h["b1"], h["b2"]), eps=h["eps"], weight_decay=h["weight_decay"], **options
+                ps,
+                lr=h["learning_rate"],
+                betas=(h["b1"], h["b2"]),
+                eps=h["eps"],
+                weight_decay=h["weight_decay"],
+                **options,
             )
         else:
             opt = torch.optim.SGD(ps, lr=SGD["learning_rate"], momentum=SGD["momentum"], **options)
@@ -112,6 +132,6 @@ def torch_stepper(variant: str, case: Case, params: dict, grads: dict, device: s
         sync()
 
     def host_params() -> dict[str, np.ndarray]:
-        return {k: p.detach().float().cpu().numpy() for k, p in zip(params, ps)}
+        return {k: p.detach().float().cpu().numpy() for k, p in zip(params, ps, strict=True)}
 
     return Stepper(step, host_params)

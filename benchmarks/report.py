@@ -75,69 +75,112 @@ def _cell(peer: dict | None, spec: bool) -> str:
 
 
 def _ratio(case: dict, peers: tuple[str, ...]) -> str:
+    """gradkit / the fastest of ``peers``, by medians, and in brackets by each one's fastest repeat."""
     ratios = [case["ratio_gradkit_over"][p] for p in peers if p in case["ratio_gradkit_over"]]
-    return f"{min(ratios):.2f}" if ratios else "–"
+    of_mins = [case["ratio_gradkit_over_min"][p] for p in peers if p in case["ratio_gradkit_over_min"]]
+    return f"{max(ratios):.2f} ({max(of_mins):.2f})" if ratios else "–"  # the fastest peer gives the largest ratio
 
 
 def markdown(record: dict) -> str:
-    """The run as markdown: the update-step table, compile/HLO table, training step, notes."""
-    spec = record["spec_bandwidth_Bps"]
-    v = record["versions"]
-    s = record["settings"]
-    lines = [
-        f"### {record['device_kind']} ({record['backend']}), {record['date_utc']}",
-        "",
+    """The run as markdown: the update-step table, a note on where gradkit is slower, compile/HLO, training."""
+    return "\n".join(_header(record) + _step_table(record) + _compile_table(record) + _training(record)) + "\n"
+
+
+def _header(record: dict) -> list[str]:
+    v, s, spec = record["versions"], record["settings"], record["spec_bandwidth_Bps"]
+    setup = (
         f"{record['cpu']}, {record['cpu_count']} cores; jax {v['jax']}, optax {v['optax']}, torch {v['torch']}, "
         f"gradkit {v['gradkit']}; load average {_load(record['loadavg_start'])} at the start, "
         f"{_load(record.get('loadavg_end'))} at the end; scale {s['scale']:g}{', quick' if s['quick'] else ''}; "
-        f"{record.get('wall_s', 0):.0f} s in all. torch: {record['torch']}.",
-        "",
+        f"{record.get('wall_s', 0):.0f} s in all. torch: {record['torch']}."
+    )
+    legend = (
         "Step time per peer: median [min–max] over the repeats, and the effective bandwidth (minimum bytes moved / "
         "median) as % of the roofline measured in this run (`x = x + a*y`, donated, same size and dtype). "
-        "Ratios are gradkit's median / the peer's: above 1, gradkit is slower."
-        + (f" Spec-sheet bandwidth: {spec / 1e12:.2f} TB/s." if spec else ""),
-        "",
-        "| opt | case | params | leaves | roofline GB/s | " + " | ".join(PEERS) + " | gradkit/optax | gradkit/best torch |",
+        "Ratios are gradkit's median / the peer's (in brackets: the same for the fastest repeats, less sensitive "
+        "to load from other processes): above 1, gradkit is slower."
+        + (f" Spec-sheet bandwidth: {spec / 1e12:.2f} TB/s." if spec else "")
+    )
+    return [f"### {record['device_kind']} ({record['backend']}), {record['date_utc']}", "", setup, "", legend, ""]
+
+
+def _step_table(record: dict) -> list[str]:
+    spec = record["spec_bandwidth_Bps"]
+    lines = [
+        "| opt | case | params | leaves | roofline GB/s | "
+        + " | ".join(PEERS)
+        + " | gradkit/optax | gradkit/fastest torch |",
         "|---|---|---:|---:|---:|" + "---|" * len(PEERS) + "---:|---:|",
     ]
     for c in record["cases"]:
         cells = [_cell(c["peers"].get(p), spec is not None) for p in PEERS]
-        lines.append(
-            f"| {c['optimizer']} | {c['name']} | {c['n_params']:,} | {c['n_leaves']} | {c['roofline_Bps'] / 1e9:.1f} | "
-            + " | ".join(cells)
-            + f" | {_ratio(c, ('optax',))} | {_ratio(c, PEERS[2:])} |"
-        )
-    lines += [
+        line = f"{c['roofline_Bps'] / 1e9:.1f}" + (f" ({100 * c['roofline_Bps'] / spec:.0f}% of spec)" if spec else "")
+        head = f"| {c['optimizer']} | {c['name']} | {c['n_params']:,} | {c['n_leaves']} | {line} |"
+        lines.append(f"{head} {' | '.join(cells)} | {_ratio(c, ('optax',))} | {_ratio(c, PEERS[2:])} |")
+    slower = [
+        f"{c['optimizer']} {c['name']} ({c['ratio_gradkit_over']['optax']:.2f}x)"
+        for c in record["cases"]
+        if c["ratio_gradkit_over"].get("optax", 0) > 1.1
+    ]
+    note = (
+        f"gradkit is more than 10% slower than optax (median) in: {', '.join(slower)}."
+        if slower
+        else "gradkit is within 10% of optax (median) in every case."
+    )
+    reasons = sorted(
+        {f"{p}: {r['unavailable']}" for c in record["cases"] for p, r in c["peers"].items() if "unavailable" in r}
+    )
+    return [*lines, "", note] + (["", "Unavailable peers: " + "; ".join(reasons)] if reasons else [])
+
+
+def _compile_table(record: dict) -> list[str]:
+    lines = [
         "",
-        "Compile time (lower + compile) and what XLA made of the step: fusions / instructions in the optimized "
-        "HLO's entry computation, and the static footprint (args + outputs - donated + temps).",
+        (
+            "Compile time (lower + compile; in brackets the lowering alone: tracing to a jaxpr and StableHLO) and "
+            "what XLA made of the step: fusions in the optimized HLO's entry "
+            "computation, the bytes per parameter they imply (each fusion reading its operands and writing its "
+            "result once) against the formula's floor, the static footprint (args + outputs - donated + temps), "
+            "and the largest difference between a peer's params and gradkit's after the run (relative to max |param|)."
+        ),
         "",
-        "| opt | case | leaves | compile gradkit s | compile optax s | fusions gk / optax | instructions gk / optax "
-        "| footprint gk / optax MB | max rel. diff optax, torch |",
+        "| opt | case | leaves | compile gradkit s (lowering) | compile optax s (lowering) | fusions gk / optax "
+        "| HLO bytes/param gk / optax (floor) | footprint gk / optax MB | max rel. diff |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in record["cases"]:
-        g, o = c["peers"]["gradkit"], c["peers"]["optax"]
-        diffs = [c["peers"][p]["max_rel_diff_vs_gradkit"] for p in PEERS[1:] if "median_s" in c["peers"].get(p, {})]
+        g, o, n = c["peers"]["gradkit"], c["peers"]["optax"], c["n_params"]
+        diff = max(c["peers"][p]["max_rel_diff_vs_gradkit"] for p in PEERS[1:] if "median_s" in c["peers"].get(p, {}))
         lines.append(
-            f"| {c['optimizer']} | {c['name']} | {c['n_leaves']} | {g['compile_s']:.2f} | {o['compile_s']:.2f} | "
-            f"{g['hlo']['fusions']} / {o['hlo']['fusions']} | {g['hlo']['instructions']} / {o['hlo']['instructions']} | "
-            f"{_mb(g['memory'])} / {_mb(o['memory'])} | {max(diffs):.1e} |"
+            f"| {c['optimizer']} | {c['name']} | {c['n_leaves']} | {_compile(g)} | {_compile(o)} | "
+            f"{g['hlo']['fusions']} / {o['hlo']['fusions']} | {g['hlo']['bytes'] / n:.1f} / "
+            f"{o['hlo']['bytes'] / n:.1f} ({c['bytes_moved'] / n:g}) | {_mb(g['memory'])} / {_mb(o['memory'])} "
+            f"| {diff:.1e} |"
         )
+    return lines
+
+
+def _training(record: dict) -> list[str]:
     t = record.get("training")
-    if t:
-        g, o = t["peers"]["gradkit"], t["peers"]["optax"]
-        lines += [
-            "",
+    if not t:
+        return []
+    g, o = t["peers"]["gradkit"], t["peers"]["optax"]
+    return [
+        "",
+        (
             f"End-to-end training step (loss + grad + AdamW, MLP {t['depth']} x {t['width']}, batch {t['batch']}, "
-            f"{t['n_params']:,} params): gradkit {_ms(g['median_s'])} ms [{_ms(g['min_s'])}–{_ms(g['max_s'])}], "
-            f"optax {_ms(o['median_s'])} ms [{_ms(o['min_s'])}–{_ms(o['max_s'])}], ratio {t['ratio_gradkit_over_optax']:.2f}; "
-            f"compile {g['compile_s']:.2f} s vs {o['compile_s']:.2f} s.",
-        ]
-    reasons = sorted({f"{p}: {r['unavailable']}" for c in record["cases"] for p, r in c["peers"].items() if "unavailable" in r})
-    if reasons:
-        lines += ["", "Unavailable peers: " + "; ".join(reasons)]
-    return "\n".join(lines) + "\n"
+            f"{t['n_params']:,} params): gradkit {_span(g)}, optax {_span(o)}, "
+            f"ratio {t['ratio_gradkit_over_optax']:.2f}; compile {g['compile_s']:.2f} s vs {o['compile_s']:.2f} s."
+        ),
+    ]
+
+
+def _compile(peer: dict) -> str:
+    return f"{peer['compile_s']:.2f} ({peer['lower_s']:.2f})"
+
+
+def _span(peer: dict) -> str:
+    return f"{_ms(peer['median_s'])} ms [{_ms(peer['min_s'])}–{_ms(peer['max_s'])}]"
 
 
 def _load(load: Any) -> str:
@@ -146,3 +189,27 @@ def _load(load: Any) -> str:
 
 def _mb(memory: dict | None) -> str:
     return "?" if memory is None else f"{memory['footprint_bytes'] / 2**20:.1f}"
+
+
+def summary(record: dict) -> str:
+    """A narrow table for the README: gradkit, optax and the fastest torch variant per case, with ratios."""
+    lines = [
+        "| opt | case | gradkit ms (% roofline) | optax ms | gradkit/optax (of mins) | fastest torch ms "
+        "| gradkit/torch (of mins) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in record["cases"]:
+        g, o = c["peers"]["gradkit"], c["peers"]["optax"]
+        timed = {k: v for k, v in c["peers"].items() if k.startswith("torch") and "median_s" in v}
+        best = min(timed, key=lambda k: timed[k]["median_s"]) if timed else None
+        torch_cell = f"{_ms(timed[best]['median_s'])} ({best.removeprefix('torch ')})" if best else "–"
+        torch_ratio = f"{c['ratio_gradkit_over'][best]:.2f} ({c['ratio_gradkit_over_min'][best]:.2f})" if best else "–"
+        lines.append(
+            f"| {c['optimizer']} | {c['name']} | {_ms(g['median_s'])} ({g['pct_roofline']:.0f}%) | "
+            f"{_ms(o['median_s'])} | {_ratio(c, ('optax',))} | {torch_cell} | {torch_ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m benchmarks.report RESULT.json: the README's summary table
+    print(summary(json.loads(Path(sys.argv[1]).read_text())))

@@ -40,16 +40,20 @@ def _axpy(x: jax.Array, y: jax.Array, a: jax.Array) -> jax.Array:
     return x + a * y
 
 
-def measure(n: int, dtype: str, warmup: int, budget_s: float, min_repeats: int, max_repeats: int) -> dict:
-    """Bandwidth of ``x = x + a*y`` on one donated array of ``n`` elements: ``3 * n * itemsize / median``."""
-    x, y = jnp.ones((n,), dtype), jnp.full((n,), 0.5, dtype)
-    a = jnp.asarray(1e-3, dtype)
-    state = {"x": x}
+def axpy_step(n: int, dtype: str) -> timing.Step:
+    """One blocking step of ``x = x + a*y`` on a donated array of ``n`` elements: the roofline's kernel."""
+    x, y, a = jnp.ones((n,), dtype), jnp.full((n,), 0.5, dtype), jnp.asarray(1e-3, dtype)
+    live = {"x": x}
 
     def step() -> None:
-        state["x"] = _axpy(state["x"], y, a)
-        state["x"].block_until_ready()
+        live["x"] = _axpy(live["x"], y, a)
+        live["x"].block_until_ready()
 
-    stats = timing.summary(timing.time_interleaved({"axpy": step}, warmup, budget_s, min_repeats, max_repeats)["axpy"])
+    return step
+
+
+def bandwidth(n: int, dtype: str, times: list[float]) -> dict:
+    """The roofline from timed axpy steps: ``3 * n * itemsize / median``."""
+    stats = timing.summary(times)
     moved = bytes_moved("axpy", n, jnp.dtype(dtype).itemsize)
     return {"n": n, "dtype": dtype, "bytes": moved, **stats, "bandwidth_Bps": moved / stats["median_s"]}

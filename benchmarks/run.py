@@ -1,8 +1,8 @@
 """The command line: ``python -m benchmarks [--quick] [--scale S] [--out DIR] [--no-torch] [--only TEXT]``.
 
-For each case: the roofline of its size, then gradkit, optax and the torch variants built on the same
-tree and timed in alternation; then the end-to-end training step. Writes ``<out>/<stamp>.json`` and
-``<out>/<stamp>.md`` and prints the markdown.
+For each case: gradkit, optax and the torch variants built on the same tree and timed in alternating
+rounds together with the roofline's axpy of the same size; then the end-to-end training step. Writes
+``<out>/<stamp>.json`` and ``<out>/<stamp>.md`` and prints the markdown.
 """
 
 from __future__ import annotations
@@ -27,15 +27,26 @@ RESULTS = Path(__file__).parent / "results"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (also usable as a ``gradkit`` subcommand)."""
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, few repeats (under a minute on CPU)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny sizes, few repeats (under a minute on CPU)"
+    )
     parser.add_argument(
         "--scale", type=float, default=None,
         help="size of the GPT-2-shaped tree and the end-to-end MLP relative to full size "
         "(default: 1 on an accelerator, 0.25 on CPU; --quick uses 0.001)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the JSON and markdown go (default {RESULTS})")
-    parser.add_argument("--budget", type=float, default=None, help="seconds of timed steps per case (default 6, quick 0.2)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds of timed steps per case (default 8, quick 0.2)"
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave the torch peers out")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for the torch peers (default: torch's own, one per core; --quick: 1, because "
+        "torch's OpenMP barriers stall for ~10 ms per tensor when the CPU is oversubscribed)",
+    )
     parser.add_argument("--only", default=None, help="run only the cases whose name contains this text")
 
 
@@ -47,29 +58,32 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be > 0, got {args.budget}")
     accelerator = jax.default_backend() != "cpu"
     scale = args.scale if args.scale is not None else 0.001 if args.quick else 1.0 if accelerator else 0.25
-    budget = args.budget if args.budget is not None else 0.2 if args.quick else 6.0
-    repeats = {"warmup": 1 if args.quick else 3, "min_repeats": 3 if args.quick else 7, "max_repeats": 5 if args.quick else 200}
+    budget = args.budget if args.budget is not None else 0.2 if args.quick else 8.0
+    repeats = {
+        "warmup": 1 if args.quick else 3,
+        "min_repeats": 3 if args.quick else 7,
+        "max_repeats": 4 if args.quick else 200,
+        "rounds": 2 if args.quick else 20,
+    }
 
     started = time.time()
     record = report.environment()
     record["settings"] = {"quick": args.quick, "scale": scale, "budget_s": budget, **repeats}
     record["hyperparameters"] = HYPERPARAMETERS
-    device, torch_note = (None, "left out (--no-torch)") if args.no_torch else torch_device()
+    threads = args.torch_threads if args.torch_threads is not None else 1 if args.quick else None
+    device, torch_note = (None, "left out (--no-torch)") if args.no_torch else torch_device(threads)
     record["torch"] = torch_note
     cases = make_cases(args.quick, scale, bf16=supports_bf16())
     if args.only:
         cases = [c for c in cases if args.only in c.name]
 
-    rooflines: dict[tuple[int, str], dict] = {}
     record["cases"] = []
     for case in cases:
-        key = (case.n_params, case.dtype)
-        if key not in rooflines:
-            rooflines[key] = roofline.measure(case.n_params, case.dtype, budget_s=budget / 2, **repeats)
         print(f"  {case.optimizer:5s} {case.name} ...", flush=True)
-        record["cases"].append(run_case(case, rooflines[key], device, budget, repeats, record["spec_bandwidth_Bps"]))
+        t0 = time.time()
+        record["cases"].append(run_case(case, device, budget, repeats, record["spec_bandwidth_Bps"]))
+        record["cases"][-1]["wall_s"] = time.time() - t0
         gc.collect()
-    record["rooflines"] = list(rooflines.values())
     if not args.only:
         record["training"] = run_training(args.quick, scale, budget, repeats)
     record["loadavg_end"] = os.getloadavg()
@@ -95,8 +109,9 @@ def supports_bf16() -> bool:
         return False
 
 
-def run_case(case: Case, line: dict, device: str | None, budget: float, repeats: dict, spec: float | None) -> dict:
-    """Build every peer on the case's tree, time them in alternation, and compare their params afterwards."""
+def run_case(case: Case, device: str | None, budget: float, repeats: dict, spec: float | None) -> dict:
+    """Build every peer on the case's tree, time them in alternating rounds with the roofline's axpy of the
+    same size (so the roofline sees the same load), and compare their params afterwards."""
     params, grads = make_arrays(case)
     steppers, unavailable = {}, {}
     for library in ("gradkit", "optax"):
@@ -109,7 +124,9 @@ def run_case(case: Case, line: dict, device: str | None, budget: float, repeats:
             else:
                 steppers[variant] = stepper
     load = os.getloadavg()
-    times = timing.time_interleaved({k: s.step for k, s in steppers.items()}, budget_s=budget, **repeats)
+    steps = {"roofline": roofline.axpy_step(case.n_params, case.dtype)} | {k: s.step for k, s in steppers.items()}
+    times = timing.time_interleaved(steps, budget_s=budget, **repeats)
+    line = roofline.bandwidth(case.n_params, case.dtype, times["roofline"])
 
     moved = roofline.bytes_moved(case.optimizer, case.n_params, np.dtype(jnp.dtype(case.dtype)).itemsize)
     reference = steppers["gradkit"].params()
@@ -124,6 +141,7 @@ def run_case(case: Case, line: dict, device: str | None, budget: float, repeats:
             "pct_roofline": 100 * bandwidth / line["bandwidth_Bps"],
             "pct_spec": None if spec is None else 100 * bandwidth / spec,
             "max_rel_diff_vs_gradkit": max_rel_diff(stepper.params(), reference),
+            "times_s": times[name],  # every timed step, in the order taken
         }
     peers |= {name: {"unavailable": reason} for name, reason in unavailable.items()}
     gk = peers["gradkit"]["median_s"]
@@ -135,9 +153,15 @@ def run_case(case: Case, line: dict, device: str | None, budget: float, repeats:
         "n_leaves": case.n_leaves,
         "bytes_moved": moved,
         "roofline_Bps": line["bandwidth_Bps"],
+        "roofline": line,
         "loadavg": load,
+        "device_peak_bytes": timing.device_peak_bytes(),  # the process's peak so far (GPU/TPU), None on CPU
         "peers": peers,
         "ratio_gradkit_over": {k: gk / v["median_s"] for k, v in peers.items() if k != "gradkit" and "median_s" in v},
+        # the same with the fastest repeat of each: less sensitive to load bursts on a shared machine
+        "ratio_gradkit_over_min": {
+            k: peers["gradkit"]["min_s"] / v["min_s"] for k, v in peers.items() if k != "gradkit" and "min_s" in v
+        },
     }
 
 
@@ -151,7 +175,7 @@ def max_rel_diff(params: dict[str, np.ndarray], reference: dict[str, np.ndarray]
 def run_training(quick: bool, scale: float, budget: float, repeats: dict) -> dict:
     """The end-to-end MLP training step, gradkit against optax."""
     depth, batch = (4, 32) if quick else (16, 128)
-    width = max(32, int(round(1024 * np.sqrt(scale) / 32)) * 32)
+    width = max(32, round(1024 * np.sqrt(scale) / 32) * 32)
     print(f"  training step: MLP {depth} x {width}, batch {batch} ...", flush=True)
     steppers = {lib: training_stepper(lib, depth, width, batch) for lib in ("gradkit", "optax")}
     times = timing.time_interleaved({k: s.step for k, s in steppers.items()}, budget_s=budget, **repeats)
@@ -172,6 +196,9 @@ def run_training(quick: bool, scale: float, budget: float, repeats: dict) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="jitted optimizer steps of gradkit, optax and torch, as a fraction of the bandwidth roofline",
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -48,7 +48,7 @@ def training_stepper(library: str, depth: int, width: int, batch: int) -> Steppe
     y = jnp.asarray(rng.standard_normal((batch, width), dtype=np.float32))
     p = jax.tree.map(jnp.asarray, mlp_params(depth, width))
     s = tx.init(p)
-    compiled, compile_s = timing.compile_step(step_fn, (p, s, x, y), donate_argnums=(0, 1))
+    compiled, lower_s, compile_s = timing.compile_step(step_fn, (p, s, x, y), donate_argnums=(0, 1))
     live = {"p": p, "s": s}
 
     def step() -> None:
@@ -59,4 +59,4 @@ def training_stepper(library: str, depth: int, width: int, batch: int) -> Steppe
         return {f"{i}.{k}": np.asarray(v) for i, layer in enumerate(live["p"]) for k, v in layer.items()}
 
     step()
-    return Stepper(step, host_params, {"compile_s": compile_s, "memory": timing.memory(compiled)})
+    return Stepper(step, host_params, {"lower_s": lower_s, "compile_s": compile_s, "memory": timing.memory(compiled)})

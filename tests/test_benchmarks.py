@@ -7,15 +7,17 @@ byte counts must follow the roofline formula, the peers must end with the same p
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import HAS_TORCH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,24 +25,32 @@ sys.path.insert(0, str(ROOT))  # the benchmarks package lives at the repo root, 
 
 from benchmarks import cases, roofline  # noqa: E402
 
-# float32 AdamW/SGD after a few identical steps: peers differ only by rounding order (bf16: by bf16 rounding,
-# 8 mantissa bits, and gradkit's float32 bias correction against optax's bfloat16 one).
+# float32: after the same ~10 steps the peers differ only by rounding order. bfloat16: JAX rounds every op,
+# so an update below half a bf16 ulp of its param is lost, while torch's fused kernels compute in float32 and
+# round once; the gap grows by up to lr*|v| ~ 5e-3 per step, about 1.5e-2 of max |param| ~ 4 after 12 steps
+# (gradkit against optax also differs by gradkit's float32 bias correction).
 RTOL = {"float32": 1e-5, "bfloat16": 2e-2}
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    """One smoke run in a fresh interpreter, as `make bench` would start it."""
-    out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    """One smoke run in a fresh interpreter, as `make bench` would start it, shared by the xdist workers."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist, the same in every worker of a run
+    out = tmp_path_factory.getbasetemp().parent / f"bench-{run_id}" if run_id else tmp_path_factory.mktemp("bench")
+    out.mkdir(exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker runs the benchmark, the others wait and read it
+        if not list(out.glob("*.json")):
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+                cwd=ROOT, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            (out / "stdout.txt").write_text(done.stdout)
     (json_path,), (md_path,) = sorted(out.glob("*.json")), sorted(out.glob("*.md"))
     assert json_path.stem == md_path.stem
     markdown = md_path.read_text()
-    assert markdown in done.stdout, "the markdown table is printed as well as written"
+    assert markdown in (out / "stdout.txt").read_text(), "the markdown table is printed as well as written"
     return json.loads(json_path.read_text()), markdown
 
 
@@ -51,7 +61,7 @@ def test_quick_run_records_the_environment(quick_run):
     assert len(record["loadavg_start"]) == 3 and len(record["loadavg_end"]) == 3
     assert record["settings"]["quick"] is True
     assert record["spec_bandwidth_Bps"] is None, "no spec-sheet bandwidth is claimed for a CPU"
-    assert 0 < record["wall_s"] < 60, "the smoke run must stay under a minute"
+    assert record["wall_s"] > 0  # how long it took is reported, not asserted (speed is not a unit-test property)
 
 
 def test_quick_run_covers_every_case_for_both_optimizers(quick_run):
@@ -70,7 +80,8 @@ def test_every_timing_is_positive_and_ordered(quick_run):
                 assert name.startswith("torch") and peer["unavailable"].startswith("n/a")
                 continue
             assert 0 < peer["min_s"] <= peer["median_s"] <= peer["max_s"] < 10, (case["name"], name)
-            assert peer["repeats"] >= record["settings"]["min_repeats"]
+            assert peer["repeats"] == len(peer["times_s"]) >= record["settings"]["min_repeats"]
+            assert peer["median_s"] == statistics.median(peer["times_s"]) and peer["min_s"] == min(peer["times_s"])
             assert math.isfinite(peer["pct_roofline"]) and peer["pct_roofline"] > 0
 
 
@@ -95,13 +106,17 @@ def test_peers_end_with_the_same_params_as_gradkit(quick_run):
                 assert peer["max_rel_diff_vs_gradkit"] < RTOL[case["dtype"]], (case["name"], name)
 
 
-def test_ratios_are_gradkit_median_over_peer_median(quick_run):
+def test_ratios_are_gradkit_over_peer_by_medians_and_by_mins(quick_run):
     record, _ = quick_run
     for case in record["cases"]:
         gk = case["peers"]["gradkit"]["median_s"]
-        assert set(case["ratio_gradkit_over"]) == {k for k, v in case["peers"].items() if k != "gradkit" and "median_s" in v}
+        assert set(case["ratio_gradkit_over"]) == {
+            k for k, v in case["peers"].items() if k != "gradkit" and "median_s" in v
+        }
         for name, ratio in case["ratio_gradkit_over"].items():
             assert ratio == pytest.approx(gk / case["peers"][name]["median_s"])
+            fastest = case["peers"]["gradkit"]["min_s"] / case["peers"][name]["min_s"]
+            assert case["ratio_gradkit_over_min"][name] == pytest.approx(fastest)
 
 
 def test_jax_peers_report_compile_time_hlo_and_memory(quick_run):
@@ -109,11 +124,12 @@ def test_jax_peers_report_compile_time_hlo_and_memory(quick_run):
     for case in record["cases"]:
         for name in ("gradkit", "optax"):
             peer = case["peers"][name]
-            assert peer["compile_s"] > 0
+            assert 0 < peer["lower_s"] <= peer["compile_s"], "compile time includes the lowering"
             assert peer["hlo"]["fusions"] >= case["n_leaves"], "at least one fused loop per leaf"
             itemsize = case["bytes_moved"] // (roofline.ARRAYS_MOVED[case["optimizer"]] * case["n_params"])
             arrays_in = {"adamw": 4, "sgd": 3}[case["optimizer"]]  # params, grads and the moments / velocity
             assert peer["memory"]["argument_bytes"] >= arrays_in * case["n_params"] * itemsize
+            assert peer["hlo"]["bytes"] >= case["bytes_moved"], "no program moves less than the formula's floor"
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed; the torch peers are optional")
@@ -130,7 +146,9 @@ def test_training_step_is_timed_for_gradkit_and_optax(quick_run):
     t = record["training"]
     assert set(t["peers"]) == {"gradkit", "optax"}
     assert t["n_params"] == t["depth"] * (t["width"] ** 2 + t["width"])
-    assert t["ratio_gradkit_over_optax"] == pytest.approx(t["peers"]["gradkit"]["median_s"] / t["peers"]["optax"]["median_s"])
+    assert t["ratio_gradkit_over_optax"] == pytest.approx(
+        t["peers"]["gradkit"]["median_s"] / t["peers"]["optax"]["median_s"]
+    )
     assert t["peers"]["optax"]["max_rel_diff_vs_gradkit"] < RTOL["float32"]
 
 
@@ -146,6 +164,13 @@ def test_gpt2_shapes_at_full_scale_are_gpt2_small():
     shapes = cases.gpt2_shapes(1.0)
     assert len(shapes) == 148
     assert sum(math.prod(s) for s in shapes.values()) == 124_439_808  # GPT-2 small's published count
+
+
+def test_hlo_shape_bytes_count_every_array_of_a_tuple():
+    from benchmarks import timing
+
+    assert timing._bytes("bf16[4096,768]{1,0}") == 2 * 4096 * 768
+    assert timing._bytes("(f32[8]{0}, s32[])") == 8 * 4 + 4
 
 
 def test_even_leaves_sum_to_the_total():
@@ -165,6 +190,16 @@ def test_max_rel_diff_is_relative_to_the_reference():
 
     ref = {"a": np.array([2.0, -4.0]), "b": np.array([1.0])}
     assert max_rel_diff({"a": np.array([2.0, -4.0]), "b": np.array([1.2])}, ref) == pytest.approx(0.2 / 4.0)
+
+
+def test_fastest_torch_column_compares_gradkit_with_the_fastest_variant():
+    from benchmarks import report
+
+    case = {
+        "ratio_gradkit_over": {"torch for-loop": 0.5, "torch foreach": 2.0},  # foreach is 4x faster than the loop
+        "ratio_gradkit_over_min": {"torch for-loop": 0.4, "torch foreach": 1.5},
+    }
+    assert report._ratio(case, report.PEERS[2:]) == "2.00 (1.50)"
 
 
 def test_bad_scale_is_rejected():

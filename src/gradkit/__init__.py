@@ -12,7 +12,7 @@ Where things live (the lecture is the architecture):
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
-    gk.losses, gk.regularizers, gk.init, gk.gradcheck   softmax/cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
+    gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
     gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
