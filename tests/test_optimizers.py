@@ -139,6 +139,15 @@ def test_bias_correction_is_float32_for_bfloat16_moments():
     np.testing.assert_allclose(corrected["v"], float(jnp.bfloat16(1e-3)) / (1 - np.float32(0.999)), rtol=1e-6)
 
 
+def test_low_precision_moments_are_rounded_once_per_step():
+    rng = np.random.default_rng(0)
+    m = jnp.asarray(rng.normal(size=1000), jnp.bfloat16)
+    g = jnp.asarray(rng.normal(size=1000), jnp.bfloat16)
+    for order, power in [(1, lambda x: x), (2, lambda x: x * x)]:
+        once = (0.9 * np.asarray(m, np.float32) + np.float32(1 - 0.9) * power(np.asarray(g, np.float32))).astype(jnp.bfloat16)
+        np.testing.assert_array_equal(gk.update_moment({"g": g}, {"g": m}, 0.9, order)["g"], once)
+
+
 def test_adam_with_bfloat16_moments_gives_finite_first_step():
     params = {"w": jnp.ones(4, jnp.bfloat16)}
     tx = gk.chain(gk.scale_by_adam(mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16), gk.scale_by_learning_rate(1.0))
