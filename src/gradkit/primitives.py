@@ -41,7 +41,7 @@ def update_moment(g: Updates, moment: Updates, decay: Scalar, order: int) -> Upd
 
 def bias_correction(moment: Updates, decay: Scalar, t: jax.Array) -> Updates:
     """``m_hat = m / (1 - decay**t)``, the factor computed once, in float32 or wider (also for bfloat16/float16 moments)."""
-    dtype = jnp.promote_types(jnp.float32, jnp.result_type(*jax.tree.leaves(moment), jnp.float32))
+    dtype = _tree.real_dtype(jnp.result_type(jnp.float32, *jax.tree.leaves(moment)))
     correction = 1 - jnp.asarray(decay, dtype) ** t.astype(dtype)
     return jax.tree.map(lambda m: m / correction, moment)
 
