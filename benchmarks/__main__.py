@@ -7,6 +7,6 @@ import sys
 # allocator's peak reflect what the steps use. Set before jax is imported; an explicit setting wins.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from benchmarks.run import main  # noqa: E402
+from benchmarks.run import main
 
 sys.exit(main())

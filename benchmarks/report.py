@@ -144,8 +144,10 @@ def _compile_table(record: dict) -> list[str]:
             "and the largest difference between a peer's params and gradkit's after the run (relative to max |param|)."
         ),
         "",
-        "| opt | case | leaves | compile gradkit s (lowering) | compile optax s (lowering) | fusions gk / optax "
-        "| HLO bytes/param gk / optax (floor) | footprint gk / optax MB | max rel. diff |",
+        (
+            "| opt | case | leaves | compile gradkit s (lowering) | compile optax s (lowering) | fusions gk / optax "
+            "| HLO bytes/param gk / optax (floor) | footprint gk / optax MB | max rel. diff |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in record["cases"]:
@@ -194,8 +196,10 @@ def _mb(memory: dict | None) -> str:
 def summary(record: dict) -> str:
     """A narrow table for the README: gradkit, optax and the fastest torch variant per case, with ratios."""
     lines = [
-        "| opt | case | gradkit ms (% roofline) | optax ms | gradkit/optax (of mins) | fastest torch ms "
-        "| gradkit/torch (of mins) |",
+        (
+            "| opt | case | gradkit ms (% roofline) | optax ms | gradkit/optax (of mins) | fastest torch ms "
+            "| gradkit/torch (of mins) |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for c in record["cases"]:

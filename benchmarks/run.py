@@ -105,7 +105,7 @@ def supports_bf16() -> bool:
     """Whether the default backend computes in bfloat16 (XLA:CPU, GPU and TPU all do)."""
     try:
         return bool(jnp.isfinite(jax.jit(lambda x: x * 2 + 1)(jnp.ones(4, jnp.bfloat16))).all())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "no bf16 here"
         return False
 
 

@@ -80,7 +80,7 @@ def memory(compiled: Any) -> dict[str, int] | None:
                 m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
             ),
         }
-    except Exception:  # not every backend reports it
+    except Exception:  # noqa: BLE001 - not every backend reports it
         return None
 
 

@@ -1,6 +1,6 @@
 """Lecture 3, chapter 2: regularization. L2 prefers spread weights; L1 (done proximally) gives exact zeros.
 
-    python examples/ch02_regularization.py
+python examples/ch02_regularization.py
 """
 
 import jax

@@ -1,6 +1,6 @@
 """Lecture 3, chapter 3: softmax, cross-entropy, numerical stability (and lecture 2's SVM loss for comparison).
 
-    python examples/ch03_softmax.py
+python examples/ch03_softmax.py
 """
 
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """Lecture 3, chapter 4: verify analytic gradients against numerical ones.
 
-    python examples/ch04_gradcheck.py
+python examples/ch04_gradcheck.py
 """
 
 import jax

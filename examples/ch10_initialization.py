@@ -1,6 +1,6 @@
 """Lecture 3, chapter 10: weight initialization. Activations through 50 ReLU layers, and the symmetry problem.
 
-    python examples/ch10_initialization.py
+python examples/ch10_initialization.py
 """
 
 import jax
@@ -64,5 +64,7 @@ zeros = {
 random = {**zeros, "w1": gk.init.xavier_normal(k_w1, (10, hidden)), "w2": gk.init.xavier_normal(k_w2, (hidden, 3))}
 for name, start in (("all-zero init", zeros), ("xavier_normal init", random)):
     trained = train(start)
-    print(f"{name + ':':<21} loss {float(loss(start)):.3f} -> {float(loss(trained)):.3f}, "
-          f"distinct hidden units {distinct_units(trained)} of {hidden}")
+    print(
+        f"{name + ':':<21} loss {float(loss(start)):.3f} -> {float(loss(trained)):.3f}, "
+        f"distinct hidden units {distinct_units(trained)} of {hidden}"
+    )

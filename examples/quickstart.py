@@ -1,6 +1,6 @@
 """Quick start: fit a small linear regression with gk.adamw and watch the loss fall.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import jax
@@ -37,4 +37,6 @@ for i in range(301):
     if i % 50 == 0:
         print(f"step {i:4d}  loss {float(value):.5f}")
 
-print(f"final loss {float(loss(params)):.5f} (noise floor ~0.01); |w - true_w| = {float(jnp.linalg.norm(params['w'] - true_w)):.4f}")
+print(
+    f"final loss {float(loss(params)):.5f} (noise floor ~0.01); |w - true_w| = {float(jnp.linalg.norm(params['w'] - true_w)):.4f}"
+)

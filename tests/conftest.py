@@ -11,7 +11,8 @@ import pytest
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch is not installed; `pip install torch==2.13.0` (CI installs it) to run the torch parity tests"
+    not HAS_TORCH,
+    reason="torch is not installed; `pip install torch==2.13.0` (CI installs it) to run the torch parity tests",
 )
 
 

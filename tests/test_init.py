@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import requires_torch
 
 import gradkit as gk
-from conftest import requires_torch
 
 I = gk.init
 KEY = jax.random.key(0)

@@ -77,7 +77,7 @@ def test_himmelblau_has_four_distinct_minima():
     land = landscapes.himmelblau()
     pts = np.asarray(land.minima)
     assert len(pts) == 4
-    assert min(np.linalg.norm(a - b) for i, a in enumerate(pts) for b in pts[i + 1:]) > 1.0
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(pts) for b in pts[i + 1 :]) > 1.0
     for m in pts:  # each is a minimum: the Hessian there is positive definite
         assert np.linalg.eigvalsh(np.asarray(jax.hessian(land.f)(jnp.asarray(m, jnp.float32)))).min() > 0
 
@@ -95,7 +95,7 @@ def test_bad_parameters_are_rejected_before_use():
 
 
 def test_any_function_can_be_a_landscape():
-    bowl = lambda p: jnp.sum((p - 1.0) ** 2)  # noqa: E731
+    bowl = lambda p: jnp.sum((p - 1.0) ** 2)
     land = gk.landscapes.Landscape("bowl", bowl, start=(-1.0, 0.0), bounds=((-2, 2), (-2, 2)), minima=((1.0, 1.0),))
     r = gk.race.race(land, {"SGD": gk.race.optimizer("sgd")}, [0.25], steps=50)
     # Gradient descent on |p - 1|^2 with lr 1/4 halves the distance each step: p_t = 1 + (p_0 - 1) / 2^t.

@@ -9,23 +9,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_tree
 
 import gradkit as gk
-from conftest import random_tree, tree_allclose
 
 # Learning rates and step budgets per optimizer for the two convergence problems. RMSProp with a constant learning
 # rate ends in a limit cycle of amplitude ~lr around the minimum (its step is ~lr * sign(g) near 0), hence the 2e-2
 # Rosenbrock tolerance below rather than a loss threshold.
 OPTIMIZERS = {
-    "sgd": lambda lr: gk.sgd(lr),
+    "sgd": gk.sgd,
     "momentum": lambda lr: gk.sgd(lr, momentum=0.9),
     "nesterov": lambda lr: gk.sgd(lr, momentum=0.9, nesterov=True),
-    "adagrad": lambda lr: gk.adagrad(lr),
+    "adagrad": gk.adagrad,
     "rmsprop": lambda lr: gk.rmsprop(lr, decay=0.99),
-    "adam": lambda lr: gk.adam(lr),
+    "adam": gk.adam,
     "adamw": lambda lr: gk.adamw(lr, weight_decay=1e-4),
 }
-PARABOLA_LR = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 1.0, "rmsprop": 1e-2, "adam": 0.05, "adamw": 0.05}
+PARABOLA_LR = {
+    "sgd": 0.05,
+    "momentum": 0.02,
+    "nesterov": 0.02,
+    "adagrad": 1.0,
+    "rmsprop": 1e-2,
+    "adam": 0.05,
+    "adamw": 0.05,
+}
 ROSENBROCK = {
     "sgd": (1e-3, 20000),
     "momentum": (1e-3, 5000),
@@ -88,8 +96,14 @@ def test_vmap_over_betas_and_momentum():
     adam_grid = jax.vmap(lambda b1: minimize(gk.adam(1e-2, b1=b1), parabola, jnp.array([1.0, 1.0]), 50))(b1s)
     sgd_grid = jax.vmap(lambda m: minimize(gk.sgd(1e-2, momentum=m), parabola, jnp.array([1.0, 1.0]), 50))(momenta)
     for i in range(2):
-        np.testing.assert_allclose(adam_grid[i], minimize(gk.adam(1e-2, b1=float(b1s[i])), parabola, jnp.array([1.0, 1.0]), 50), rtol=1e-6)
-        np.testing.assert_allclose(sgd_grid[i], minimize(gk.sgd(1e-2, momentum=float(momenta[i])), parabola, jnp.array([1.0, 1.0]), 50), rtol=1e-6)
+        np.testing.assert_allclose(
+            adam_grid[i], minimize(gk.adam(1e-2, b1=float(b1s[i])), parabola, jnp.array([1.0, 1.0]), 50), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            sgd_grid[i],
+            minimize(gk.sgd(1e-2, momentum=float(momenta[i])), parabola, jnp.array([1.0, 1.0]), 50),
+            rtol=1e-6,
+        )
 
 
 def test_changing_an_array_hyperparameter_does_not_recompile():
@@ -113,7 +127,9 @@ ALL = {
     "rmsprop": lambda: gk.rmsprop(0.1),
     "adam": lambda: gk.adam(0.1, weight_decay=0.01),
     "adamw": lambda: gk.adamw(0.1),
-    "clip": lambda: gk.chain(gk.clip_by_global_norm(1.0), gk.scale_by_adam(mu_dtype=jnp.bfloat16), gk.scale_by_learning_rate(0.1)),
+    "clip": lambda: gk.chain(
+        gk.clip_by_global_norm(1.0), gk.scale_by_adam(mu_dtype=jnp.bfloat16), gk.scale_by_learning_rate(0.1)
+    ),
 }
 
 
@@ -144,7 +160,9 @@ def test_low_precision_moments_are_rounded_once_per_step():
     m = jnp.asarray(rng.normal(size=1000), jnp.bfloat16)
     g = jnp.asarray(rng.normal(size=1000), jnp.bfloat16)
     for order, power in [(1, lambda x: x), (2, lambda x: x * x)]:
-        once = (0.9 * np.asarray(m, np.float32) + np.float32(1 - 0.9) * power(np.asarray(g, np.float32))).astype(jnp.bfloat16)
+        once = (0.9 * np.asarray(m, np.float32) + np.float32(1 - 0.9) * power(np.asarray(g, np.float32))).astype(
+            jnp.bfloat16
+        )
         np.testing.assert_array_equal(gk.update_moment({"g": g}, {"g": m}, 0.9, order)["g"], once)
 
 
@@ -214,7 +232,11 @@ def test_apply_updates_keeps_param_dtype():
 
 def test_eps_zero_with_zero_gradient_is_not_nan():
     params = {"w": jnp.zeros(3)}
-    for tx in [gk.adagrad(0.1, eps=0.0), gk.rmsprop(0.1, eps=0.0), gk.chain(gk.scale_by_rms(eps=0.0, eps_in_sqrt=True))]:
+    for tx in [
+        gk.adagrad(0.1, eps=0.0),
+        gk.rmsprop(0.1, eps=0.0),
+        gk.chain(gk.scale_by_rms(eps=0.0, eps_in_sqrt=True)),
+    ]:
         updates, _ = tx.update({"w": jnp.zeros(3)}, tx.init(params), params)
         np.testing.assert_array_equal(updates["w"], 0.0)
 
@@ -280,7 +302,9 @@ def test_decayed_weights_need_params():
 # -- drop-in for code written against optax ------------------------------------------------------
 
 
-@pytest.mark.skipif(importlib.util.find_spec("flax") is None, reason="flax is not installed (`pip install -e .[test]` installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("flax") is None, reason="flax is not installed (`pip install -e .[test]` installs it)"
+)
 def test_works_in_flax_nnx_optimizer():
     from flax import nnx
 

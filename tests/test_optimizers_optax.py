@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import random_tree
 
 import gradkit as gk
-from conftest import random_tree
 
 STEPS = 50
 
@@ -36,7 +36,7 @@ def not_bias(params):
 
 
 CASES = {
-    "identity": (lambda: gk.identity(), lambda: optax.identity()),
+    "identity": (gk.identity, optax.identity),
     "scale": (lambda: gk.scale(-0.3), lambda: optax.scale(-0.3)),
     "scale_by_learning_rate": (lambda: gk.scale_by_learning_rate(0.05), lambda: optax.scale_by_learning_rate(0.05)),
     "scale_by_learning_rate_schedule": (
@@ -73,7 +73,9 @@ CASES = {
     "sgd_momentum": (lambda: gk.sgd(0.05, momentum=0.9), lambda: optax.sgd(0.05, momentum=0.9)),
     "sgd_nesterov_weight_decay": (
         lambda: gk.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=1e-2, mask=not_bias),
-        lambda: optax.chain(optax.add_decayed_weights(1e-2, mask=not_bias), optax.sgd(0.05, momentum=0.9, nesterov=True)),
+        lambda: optax.chain(
+            optax.add_decayed_weights(1e-2, mask=not_bias), optax.sgd(0.05, momentum=0.9, nesterov=True)
+        ),
     ),
     "adagrad": (
         lambda: gk.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0),
@@ -94,7 +96,10 @@ CASES = {
     ),
     "composed": (
         lambda: gk.chain(
-            gk.clip_by_global_norm(1.0), gk.scale_by_adam(), gk.add_decayed_weights(0.01), gk.scale_by_learning_rate(1e-2)
+            gk.clip_by_global_norm(1.0),
+            gk.scale_by_adam(),
+            gk.add_decayed_weights(0.01),
+            gk.scale_by_learning_rate(1e-2),
         ),
         lambda: optax.chain(
             optax.clip_by_global_norm(1.0), optax.scale_by_adam(), optax.add_decayed_weights(0.01), optax.scale(-1e-2)
@@ -186,7 +191,10 @@ def test_complex_params_match_optax():
     """Second moments use |g|^2 = g conj(g); gradkit stores them as real arrays, optax as complex with 0 imaginary part."""
     rng = np.random.default_rng(0)
     params = {"z": jnp.asarray(rng.normal(size=5) + 1j * rng.normal(size=5), jnp.complex64)}
-    for ours, theirs in [(gk.adam(0.01), optax.adam(0.01)), (gk.rmsprop(0.01, decay=0.9), optax.rmsprop(0.01, decay=0.9, eps_in_sqrt=False))]:
+    for ours, theirs in [
+        (gk.adam(0.01), optax.adam(0.01)),
+        (gk.rmsprop(0.01, decay=0.9), optax.rmsprop(0.01, decay=0.9, eps_in_sqrt=False)),
+    ]:
         sa, sb = ours.init(params), theirs.init(params)
         pa = pb = params
         for t in range(20):

@@ -7,7 +7,6 @@ for entries that cancel to near zero.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import gradkit as gk
-
 
 
 def f32(low: float, high: float) -> st.SearchStrategy[float]:
@@ -60,7 +58,9 @@ def test_rmsprop_is_optax_rmsprop_for_any_hyperparameters(g, lr, decay, eps):
 @SETTINGS
 @given(g=gradients, lr=rates, momentum=decays, nesterov=st.booleans())
 def test_sgd_is_optax_sgd_for_any_hyperparameters(g, lr, momentum, nesterov):
-    a, b = three_steps(gk.sgd(lr, momentum, nesterov and momentum > 0), optax.sgd(lr, momentum, nesterov and momentum > 0), g)
+    a, b = three_steps(
+        gk.sgd(lr, momentum, nesterov and momentum > 0), optax.sgd(lr, momentum, nesterov and momentum > 0), g
+    )
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * lr * float(np.max(np.abs(g)) + 1))
 
 

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import requires_torch
 
 import gradkit as gk
-from conftest import requires_torch
 
 STEPS = 100
 
@@ -85,5 +85,9 @@ def test_matches_torch_optim_float64(name):
 
             for k in start:
                 np.testing.assert_allclose(
-                    np.asarray(params[k]), tensors[k].detach().numpy(), rtol=1e-6, atol=1e-12, err_msg=f"{name}, step {i}"
+                    np.asarray(params[k]),
+                    tensors[k].detach().numpy(),
+                    rtol=1e-6,
+                    atol=1e-12,
+                    err_msg=f"{name}, step {i}",
                 )

@@ -96,7 +96,7 @@ def test_momentum_overshoots_but_recovers_exactly_when_underdamped(races):
             continue
         overshoot = r.paths[MOMENTUM, j, :, 0].max() > 1e-6  # the start is at x = -4.5, the minimum at 0
         assert overshoot == (lr > critical), (lr, r.paths[MOMENTUM, j, :, 0].max())
-    assert (r.converged_at[MOMENTUM][(LRS > critical) & (LRS < 2 * (1 + RHO) / 50)] >= 0).all()
+    assert (r.converged_at[MOMENTUM][(critical < LRS) & (LRS < 2 * (1 + RHO) / 50)] >= 0).all()
 
 
 # -- "Saddle point: pure SGD stalls; momentum pushes through" --------------------------------------
@@ -193,8 +193,8 @@ def test_sgd_blows_up_first_on_the_valley_and_rosenbrock_at_the_closed_form_thre
         assert first_divergent_lr(r, SGD) == min(first_divergent_lr(r, i) for i in range(4)), name
     # On the quadratic the thresholds are exact: SGD is stable iff lr < 2/k, heavy ball iff lr < 2(1+rho)/k.
     r, k = races["narrow_valley"], 50.0
-    assert first_divergent_lr(r, SGD) == LRS[LRS > 2 / k][0]
-    assert first_divergent_lr(r, MOMENTUM) == LRS[LRS > 2 * (1 + RHO) / k][0]
+    assert first_divergent_lr(r, SGD) == LRS[2 / k < LRS][0]
+    assert first_divergent_lr(r, MOMENTUM) == LRS[2 * (1 + RHO) / k < LRS][0]
 
 
 def test_momentum_blows_up_before_sgd_on_beale_and_himmelblau(races):

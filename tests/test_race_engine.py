@@ -138,7 +138,7 @@ def test_bad_optimizer_keyword_fails_before_the_race():
 
 
 def test_bad_landscape_fields_name_the_field_and_value():
-    bowl = lambda p: jnp.sum(p**2)  # noqa: E731
+    bowl = lambda p: jnp.sum(p**2)
     with pytest.raises(ValueError, match=r"start must be two finite numbers \(x, y\), got \(1.0, 2.0, 3.0\)"):
         race(landscapes.Landscape("b", bowl, (1.0, 2.0, 3.0), ((-1, 1), (-1, 1))), {"SGD": optimizer("sgd")}, [0.1])
     with pytest.raises(ValueError, match=r"bounds must be .* with min < max, got \(\(1, -1\), \(-1, 1\)\)"):

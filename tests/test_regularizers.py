@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import random_tree
 
 import gradkit as gk
-from conftest import random_tree
 
 R = gk.regularizers
 

@@ -388,6 +388,6 @@ def test_lr_after_warmup_is_exactly_peak_in_float32(warmup_steps):
     steps = jnp.array([warmup_steps, warmup_steps + 1, INT32_MAX], jnp.int32)
     warmup = S.linear_warmup(0.1, warmup_steps, 0.001)
     np.testing.assert_array_equal(np.asarray(warmup(steps)), np.float32(0.1))
-    np.testing.assert_array_equal(np.asarray(jax.jit(lambda t: warmup(t))(steps)), np.float32(0.1))
+    np.testing.assert_array_equal(np.asarray(jax.jit(warmup)(steps)), np.float32(0.1))
     peak = S.warmup_cosine(0.1, warmup_steps, 10 * warmup_steps)(warmup_steps)
     assert np.asarray(peak) == np.float32(0.1)

@@ -76,9 +76,15 @@ def test_split_is_stratified_disjoint_seeded_and_covers_everything():
 
 def test_standardize_uses_training_statistics_only():
     rng = np.random.default_rng(0)
-    parts = data.Split(rng.normal(3, 2, (100, 2)).astype(np.float32), np.zeros(100, np.int32),
-                       np.full((5, 2), 3.0, np.float32), np.zeros(5, np.int32),
-                       np.full((5, 2), 100.0, np.float32), np.zeros(5, np.int32), 1)
+    parts = data.Split(
+        rng.normal(3, 2, (100, 2)).astype(np.float32),
+        np.zeros(100, np.int32),
+        np.full((5, 2), 3.0, np.float32),
+        np.zeros(5, np.int32),
+        np.full((5, 2), 100.0, np.float32),
+        np.zeros(5, np.int32),
+        1,
+    )
     out = data.standardize(parts)
     np.testing.assert_allclose(out.x_train.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(out.x_train.std(0), 1, rtol=1e-5)
@@ -153,8 +159,12 @@ def test_random_shift_is_a_pixel_space_shift_of_at_most_one_with_standardized_ze
     back = (out * std + mean).reshape(500, 8, 8)  # undo the standardization: the shifted pixels
     seen = set()
     for k in range(500):
-        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-                   if np.allclose(back[k], shifted_by_numpy(pixels[k], dy, dx), atol=1e-4)]
+        matches = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if np.allclose(back[k], shifted_by_numpy(pixels[k], dy, dx), atol=1e-4)
+        ]
         assert len(matches) == 1, k
         seen.add(matches[0])
     assert seen == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}  # all nine shifts are drawn
@@ -233,8 +243,9 @@ def test_model_sizes_are_validated():
 def test_fit_lowers_the_loss_and_keeps_the_best_validation_checkpoint(digits):
     parts = small(digits)
     spe = data.batches_per_epoch(300, 64)
-    result = loop.fit(models.mlp(64, (32,), 10), adamw_recipe(spe, 6), {"learning_rate": 1e-2, "weight_decay": 0.01},
-                      parts, epochs=6)
+    result = loop.fit(
+        models.mlp(64, (32,), 10), adamw_recipe(spe, 6), {"learning_rate": 1e-2, "weight_decay": 0.01}, parts, epochs=6
+    )
     h = result.history
     assert h["train_loss"][-1] < 0.5 * h["train_loss"][0]
     assert h["batch_loss"][-1] < h["batch_loss"][0]
@@ -304,8 +315,13 @@ def test_recipe_with_gradkit_and_optax_gives_the_same_loss_curve(digits):
 
 def test_fit_rejects_ragged_sweeps(digits):
     with pytest.raises(ValueError, match="all 1-D arrays of one length"):
-        loop.fit(models.linear(64, 10), lambda h: gk.sgd(h["learning_rate"]),
-                 {"learning_rate": [0.1, 0.2], "momentum": [0.9]}, digits, epochs=1)
+        loop.fit(
+            models.linear(64, 10),
+            lambda h: gk.sgd(h["learning_rate"]),
+            {"learning_rate": [0.1, 0.2], "momentum": [0.9]},
+            digits,
+            epochs=1,
+        )
 
 
 # -- the lecture's claims, measured ---------------------------------------------------------------
@@ -339,9 +355,13 @@ def test_weight_decay_and_l2_shrink_the_loss_gap_of_an_overfitting_mlp(digits):
     # training loss; decoupled weight decay or an L2 penalty (same init, same batches) narrows that gap.
     parts = data.subset(digits, 100, seed=0)
     epochs, spe = 60, data.batches_per_epoch(100, 64)
-    result = loop.fit(models.mlp(64, (512,), 10), adamw_recipe(spe, epochs),
-                      {"learning_rate": [5e-3] * 3, "weight_decay": [0.0, 3.0, 0.0], "l2": [0.0, 0.0, 0.03]},
-                      parts, epochs=epochs)
+    result = loop.fit(
+        models.mlp(64, (512,), 10),
+        adamw_recipe(spe, epochs),
+        {"learning_rate": [5e-3] * 3, "weight_decay": [0.0, 3.0, 0.0], "l2": [0.0, 0.0, 0.03]},
+        parts,
+        epochs=epochs,
+    )
     h = result.history
     loss_gap = h["val_loss"][:, -1] - h["train_loss"][:, -1]
     assert h["train_acc"][0, -1] == 1.0 and loss_gap[0] > 0.3  # it overfits
@@ -358,6 +378,8 @@ def test_overfitting_polynomial_example_tells_the_lecture_story(tmp_path):
     spec = importlib.util.spec_from_file_location("overfitting_polynomial", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    (line_train, line_test), (poly_train, poly_test), (l2_train, l2_test) = example.main(str(tmp_path / "p.png")).values()
+    (line_train, line_test), (poly_train, poly_test), (_l2_train, l2_test) = example.main(
+        str(tmp_path / "p.png")
+    ).values()
     assert poly_train < 0.1 * line_train and poly_test > 10 * line_test
     assert l2_test < line_test and l2_test < poly_test

@@ -46,8 +46,20 @@ def test_train_writes_valid_metrics_and_curves_and_the_loss_falls(tmp_path, caps
 def test_sweep_runs_as_one_program_and_draws_the_gap(tmp_path):
     pytest.importorskip("matplotlib", reason="curves.png needs matplotlib")
     out = tmp_path / "sweep"
-    code = main(["train", "--epochs", "2", *FAST, "--sweep", "weight_decay=0,0.5,5", "--sweep", "l2=0,0,1e-3",
-                 "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--epochs",
+            "2",
+            *FAST,
+            "--sweep",
+            "weight_decay=0,0.5,5",
+            "--sweep",
+            "l2=0,0,1e-3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(len(e["val_acc"]) == 3 for e in metrics["epochs"])
@@ -108,9 +120,34 @@ def test_own_npz_data_trains_with_sgd_momentum_and_step_decay_by_name(tmp_path):
     x = rng.normal(size=(120, 2, 2)) + y[:, None, None]  # images, flattened by the loader
     np.savez(tmp_path / "mine.npz", x=x, y=y)
     out = tmp_path / "run"
-    assert main(["train", "--data", str(tmp_path / "mine.npz"), "--model", "linear", "--epochs", "3", "--no-progress",
-                 "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--schedule", "step_decay",
-                 "--schedule-arg", "step_size=4", "--schedule-arg", "factor=0.5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "mine.npz"),
+                "--model",
+                "linear",
+                "--epochs",
+                "3",
+                "--no-progress",
+                "--optimizer",
+                "sgd",
+                "--momentum",
+                "0.9",
+                "--nesterov",
+                "--schedule",
+                "step_decay",
+                "--schedule-arg",
+                "step_size=4",
+                "--schedule-arg",
+                "factor=0.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["hparams"] == {"learning_rate": 0.1, "momentum": 0.9, "l2": 0.0}
     assert metrics["config"]["schedule_kwargs"] == {"step_size": 4, "factor": 0.5}
@@ -125,12 +162,31 @@ def test_shift_augmentation_takes_npz_images_and_refuses_flat_features(tmp_path,
     np.savez(tmp_path / "flat.npz", x=rng.normal(size=(60, 5)), y=y)
     np.savez(tmp_path / "images.npz", x=rng.uniform(0, 1, (60, 3, 4)), y=y)
     out = tmp_path / "run"
-    assert main(["train", "--data", str(tmp_path / "flat.npz"), "--augment", "shift", "--epochs", "1",
-                 "--out", str(out)]) == 2
+    assert (
+        main(["train", "--data", str(tmp_path / "flat.npz"), "--augment", "shift", "--epochs", "1", "--out", str(out)])
+        == 2
+    )
     assert "--augment shift needs images: x of shape (n, height, width); --data" in capsys.readouterr().err
     assert not out.exists() and leftovers(tmp_path) == []
-    assert main(["train", "--data", str(tmp_path / "images.npz"), "--augment", "shift", "--model", "linear",
-                 "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "images.npz"),
+                "--augment",
+                "shift",
+                "--model",
+                "linear",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "metrics.json").read_text())["config"]["augment"] == "shift"
 
 

@@ -16,12 +16,9 @@ Where things live (the lecture is the architecture):
     gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
-from gradkit import schedules
+from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
-from gradkit import landscapes, race
-from gradkit import gradcheck, init, losses, regularizers
-from gradkit import train
 from gradkit.primitives import (
     AdamState,
     MomentumState,
@@ -40,3 +37,39 @@ from gradkit.primitives import (
 )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AdamState",
+    "ChainState",
+    "EmptyState",
+    "GradientTransformation",
+    "MomentumState",
+    "RmsState",
+    "RssState",
+    "adagrad",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
+    "apply_updates",
+    "bias_correction",
+    "chain",
+    "clip_by_global_norm",
+    "gradcheck",
+    "identity",
+    "init",
+    "landscapes",
+    "losses",
+    "race",
+    "regularizers",
+    "rmsprop",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_momentum",
+    "scale_by_rms",
+    "scale_by_rss",
+    "schedules",
+    "sgd",
+    "train",
+    "update_moment",
+]

@@ -7,7 +7,8 @@ float32 hyperparameter never promotes a bfloat16 update or moment.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -16,7 +16,8 @@ counts steps once.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +77,9 @@ def identity() -> GradientTransformation:
     >>> tx = gk.identity()
     >>> updates, _ = tx.update(grads, tx.init(params))
     """
-    return GradientTransformation(lambda params: EmptyState(), lambda updates, state, params=None, **extra: (updates, state))
+    return GradientTransformation(
+        lambda params: EmptyState(), lambda updates, state, params=None, **extra: (updates, state)
+    )
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
@@ -110,10 +113,10 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         inner = []
         for t, s in zip(parts, state.inner):
             if isinstance(t, Stepped):
-                updates, s = t.update(updates, s, params, count=state.count, **extra)
+                updates, new = t.update(updates, s, params, count=state.count, **extra)
             else:
-                updates, s = t.update(updates, s, params, **extra)
-            inner.append(s)
+                updates, new = t.update(updates, s, params, **extra)
+            inner.append(new)
         return updates, ChainState(increment(state.count), tuple(inner))
 
     result = _Chain(init, update)

@@ -15,7 +15,8 @@ Leaves with more than ``max_coords`` entries are checked on a random subset of c
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -101,8 +102,8 @@ def _compare(f: Callable, leaves: list, treedef: Any, coords: list, steps: list)
     def run(leaves: list, coords: list) -> tuple[list, list, list]:
         grads = jax.tree.leaves(jax.grad(f)(jax.tree.unflatten(treedef, leaves)))
         analytic, numeric, noise = [], [], []
-        for i, (x, c, h) in enumerate(zip(leaves, coords, steps)):
-            x = jnp.asarray(x)
+        for i, (leaf, c, h) in enumerate(zip(leaves, coords, steps)):
+            x = jnp.asarray(leaf)
             flat = x.reshape(-1)
 
             def f_at(flat_leaf: jax.Array, i: int = i, shape: tuple = x.shape) -> jax.Array:

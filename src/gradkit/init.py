@@ -17,7 +17,8 @@ the same distribution as ``glorot_uniform`` / ``he_uniform``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,8 @@ with ``gk.landscapes.Landscape("mine", f, start=(1.0, 1.0), bounds=((-2, 2), (-2
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 
@@ -36,7 +37,7 @@ class Landscape(NamedTuple):
 def beale() -> Landscape:
     """Beale's function, a curved narrow valley with steep walls; minimum 0 at ``(3, 0.5)``::
 
-        f = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2
+    f = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2
     """
 
     def f(p: jax.Array) -> jax.Array:
@@ -95,7 +96,7 @@ def narrow_valley(condition: float = 50.0) -> Landscape:
 def himmelblau() -> Landscape:
     """Himmelblau's function, four global minima of value 0::
 
-        f = (x^2 + y - 11)^2 + (x + y^2 - 7)^2
+    f = (x^2 + y - 11)^2 + (x + y^2 - 7)^2
     """
 
     def f(p: jax.Array) -> jax.Array:

@@ -7,7 +7,8 @@ they cost nothing; a traced coefficient always keeps its term.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gradkit import _checks
 from gradkit.core import GradientTransformation, chain
@@ -136,5 +137,9 @@ __all__ = ["BY_NAME", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
 
 # Every optimizer by name, for the command line and the race (``--optimizer adamw``).
 BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
-    "adagrad": adagrad, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "sgd": sgd
+    "adagrad": adagrad,
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "sgd": sgd,
 }

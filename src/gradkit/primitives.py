@@ -7,7 +7,8 @@ accepted unchecked, so optimizers can be built inside ``jit`` and ``vmap``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

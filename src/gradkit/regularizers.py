@@ -11,7 +11,8 @@ the weights, so those L1 wants at zero are exactly zero.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -382,7 +382,7 @@ def one_cycle(
             ends, values = [peak_step, 2 * peak_step, last], [lo, hi, lo, end]
         else:
             ends, values = [peak_step, last], [lo, hi, end]
-        starts = [jnp.zeros_like(peak_step)] + ends[:-1]
+        starts = [jnp.zeros_like(peak_step), *ends[:-1]]
         t = jnp.minimum(t, last)
         phase = sum((t > e).astype(jnp.int32) for e in ends[:-1])  # torch: the first phase with t <= its end
         s, e, a, b = (jnp.stack(xs)[phase] for xs in (starts, ends, values[:-1], values[1:]))

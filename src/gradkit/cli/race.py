@@ -7,8 +7,9 @@ import ast
 import inspect
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,20 +32,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "optimizers: any gk function whose first argument is learning_rate "
         f"({', '.join(sorted(engine.known_optimizers()))})"
     )
-    parser.add_argument("--landscape", "-l", action="append", metavar="NAME",
-                        help="a landscape to race on (repeat, or comma-separate); default: all of them")
-    parser.add_argument("--optimizer", "-o", action="append", metavar="SPEC",
-                        help="[LABEL=]NAME[(KEY=VALUE, ...)], e.g. 'Momentum=sgd(momentum=0.9)'; learning_rate=X "
-                             "sets the pictured lr (default: the function's own default, else 1e-3). Repeat for "
-                             "more; default: SGD, Momentum, RMSProp, Adam as in the lecture")
+    parser.add_argument(
+        "--landscape",
+        "-l",
+        action="append",
+        metavar="NAME",
+        help="a landscape to race on (repeat, or comma-separate); default: all of them",
+    )
+    parser.add_argument(
+        "--optimizer",
+        "-o",
+        action="append",
+        metavar="SPEC",
+        help="[LABEL=]NAME[(KEY=VALUE, ...)], e.g. 'Momentum=sgd(momentum=0.9)'; learning_rate=X "
+        "sets the pictured lr (default: the function's own default, else 1e-3). Repeat for "
+        "more; default: SGD, Momentum, RMSProp, Adam as in the lecture",
+    )
     parser.add_argument("--steps", type=int, default=1000, help="updates per run (default 1000)")
-    parser.add_argument("--lrs", default="1e-4:1:32", metavar="MIN:MAX:COUNT",
-                        help="the log-spaced learning-rate grid every optimizer runs (default 1e-4:1:32); each "
-                             "optimizer's pictured lr replaces the grid point nearest to it")
-    parser.add_argument("--tol", type=float, default=1e-2,
-                        help="converged = within this distance of a global minimum (default 1e-2)")
-    parser.add_argument("--out", default="race_out", metavar="DIR",
-                        help="folder for race_<landscape>.png and stability.png (default race_out)")
+    parser.add_argument(
+        "--lrs",
+        default="1e-4:1:32",
+        metavar="MIN:MAX:COUNT",
+        help="the log-spaced learning-rate grid every optimizer runs (default 1e-4:1:32); each "
+        "optimizer's pictured lr replaces the grid point nearest to it",
+    )
+    parser.add_argument(
+        "--tol", type=float, default=1e-2, help="converged = within this distance of a global minimum (default 1e-2)"
+    )
+    parser.add_argument(
+        "--out",
+        default="race_out",
+        metavar="DIR",
+        help="folder for race_<landscape>.png and stability.png (default race_out)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="print the table only, write no PNGs")
     parser.add_argument("--html", metavar="FILE", help="also write the interactive page (self-contained) here")
 
@@ -67,8 +87,9 @@ def parse_racer(spec: str, index: int = 0) -> engine.Racer:
             try:
                 kwargs[k.arg] = ast.literal_eval(k.value)
             except ValueError:
-                raise ValueError(f"--optimizer values must be Python literals, got {ast.unparse(k.value)!r} "
-                                 f"for {k.arg} in {spec!r}") from None
+                raise ValueError(
+                    f"--optimizer values must be Python literals, got {ast.unparse(k.value)!r} for {k.arg} in {spec!r}"
+                ) from None
     else:
         name = tree.id
     known = engine.known_optimizers()
@@ -137,8 +158,16 @@ def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> 
         for i, name in enumerate(r.names):
             j = chosen[i]
             c, d = int(r.converged_at[i, j]), int(r.diverged_at[i, j])
-            rows.append((r.landscape.name, name, f"{r.learning_rates[i, j]:.3g}", "-" if c < 0 else str(c),
-                         "-" if d >= 0 else f"{r.losses[i, j, -1]:.3g}", f"at step {d}" if d >= 0 else "no"))
+            rows.append(
+                (
+                    r.landscape.name,
+                    name,
+                    f"{r.learning_rates[i, j]:.3g}",
+                    "-" if c < 0 else str(c),
+                    "-" if d >= 0 else f"{r.losses[i, j, -1]:.3g}",
+                    f"at step {d}" if d >= 0 else "no",
+                )
+            )
     try:
         from rich.console import Console
         from rich.table import Table
@@ -147,8 +176,10 @@ def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> 
         for row in (header, *rows):
             print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
         return
-    table = Table(title=f"optimizer race ({results[0].paths.shape[2] - 1} steps, converged = within "
-                        f"{results[0].tol:g} of a minimum)")
+    table = Table(
+        title=f"optimizer race ({results[0].paths.shape[2] - 1} steps, converged = within "
+        f"{results[0].tol:g} of a minimum)"
+    )
     for h in header:
         table.add_column(h, justify="left" if h in ("landscape", "optimizer") else "right")
     for row in rows:

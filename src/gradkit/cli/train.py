@@ -20,7 +20,8 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,16 @@ SCHEDULES: dict[str, Callable] = {
     and next(iter(inspect.signature(fn).parameters)).endswith("value")
 }
 # CLI flag -> optimizer argument, for the float hyperparameters (these are data: traced, sweepable).
-HYPERPARAMS = {"lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay", "b1": "b1", "b2": "b2",
-               "eps": "eps", "decay": "decay", "l2": "l2"}
+HYPERPARAMS = {
+    "lr": "learning_rate",
+    "momentum": "momentum",
+    "weight_decay": "weight_decay",
+    "b1": "b1",
+    "b2": "b2",
+    "eps": "eps",
+    "decay": "decay",
+    "l2": "l2",
+}
 DEFAULT_LR = {"sgd": 0.1, "adagrad": 0.05}  # the lecture's table: 0.1 for SGD(+momentum), 1e-3 for Adam-like
 RECIPE_LR = 1e-3
 # The default run's AdamW values and length (with --augment shift on the digits), picked by mean
@@ -56,47 +65,77 @@ class UsageError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = parser.add_argument_group("data")
-    d.add_argument("--data", metavar="PATH",
-                   help="an .npz with x (n, features...) and integer labels y (n,); default: scikit-learn's digits")
-    d.add_argument("--train-size", type=int, metavar="N",
-                   help="train on a random N-example subset (to watch overfitting)")
+    d.add_argument(
+        "--data",
+        metavar="PATH",
+        help="an .npz with x (n, features...) and integer labels y (n,); default: scikit-learn's digits",
+    )
+    d.add_argument(
+        "--train-size", type=int, metavar="N", help="train on a random N-example subset (to watch overfitting)"
+    )
     d.add_argument("--val-fraction", type=float, default=0.15, help="validation share of the data (default 0.15)")
     d.add_argument("--test-fraction", type=float, default=0.15, help="test share of the data (default 0.15)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split, the init and the batch order (default 0)")
-    d.add_argument("--augment", help=f"training-batch augmentation: shift (move each image by up to {MAX_SHIFT} pixel, "
-                   "images only) or none; default shift for the MLP on the digits, none otherwise")
+    d.add_argument(
+        "--augment",
+        help=f"training-batch augmentation: shift (move each image by up to {MAX_SHIFT} pixel, "
+        "images only) or none; default shift for the MLP on the digits, none otherwise",
+    )
     m = parser.add_argument_group("model")
-    m.add_argument("--model", default="mlp",
-                   help="mlp (ReLU, Kaiming init) or linear (softmax classifier); default mlp")
+    m.add_argument(
+        "--model", default="mlp", help="mlp (ReLU, Kaiming init) or linear (softmax classifier); default mlp"
+    )
     m.add_argument("--hidden", default="1024", help="MLP hidden widths, comma-separated (default 1024)")
     o = parser.add_argument_group("optimization (defaults: the lecture's recipe)")
     o.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
-    o.add_argument("--lr", type=float,
-                   help=f"(peak) learning rate (default: adamw {RECIPE['adamw']['lr']:g}, sgd 0.1, adagrad 0.05, "
-                   f"others {RECIPE_LR:g})")
+    o.add_argument(
+        "--lr",
+        type=float,
+        help=f"(peak) learning rate (default: adamw {RECIPE['adamw']['lr']:g}, sgd 0.1, adagrad 0.05, "
+        f"others {RECIPE_LR:g})",
+    )
     o.add_argument("--momentum", type=float, help="momentum (sgd)")
     o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
     o.add_argument("--b1", type=float, help="first-moment decay (adam, adamw)")
     o.add_argument("--b2", type=float, help="second-moment decay (adam, adamw)")
     o.add_argument("--eps", type=float, help="denominator epsilon (adagrad, rmsprop, adam, adamw)")
     o.add_argument("--decay", type=float, help="squared-gradient decay (rmsprop)")
-    o.add_argument("--weight-decay", type=float,
-                   help=f"weight decay (default: adamw {RECIPE['adamw']['weight_decay']:g}, others 0); masked off "
-                   "biases if the optimizer takes a mask")
-    o.add_argument("--l2", type=float, default=0.0,
-                   help="L2 penalty added to the loss: l2 * sum W^2 over weights, not biases (default 0)")
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        help=f"weight decay (default: adamw {RECIPE['adamw']['weight_decay']:g}, others 0); masked off "
+        "biases if the optimizer takes a mask",
+    )
+    o.add_argument(
+        "--l2",
+        type=float,
+        default=0.0,
+        help="L2 penalty added to the loss: l2 * sum W^2 over weights, not biases (default 0)",
+    )
     o.add_argument("--schedule", default="warmup_cosine", help=f"one of {', '.join(SCHEDULES)} (default warmup_cosine)")
-    o.add_argument("--warmup-epochs", type=float,
-                   help="warmup length for schedules with warmup_steps (default: 5%% of --epochs)")
-    o.add_argument("--schedule-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="another schedule argument, in steps where it is a length (step_size=400, milestones=300,600)")
+    o.add_argument(
+        "--warmup-epochs", type=float, help="warmup length for schedules with warmup_steps (default: 5%% of --epochs)"
+    )
+    o.add_argument(
+        "--schedule-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another schedule argument, in steps where it is a length (step_size=400, milestones=300,600)",
+    )
     o.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes over the training set (default {EPOCHS})")
-    o.add_argument("--batch-size", type=int, default=64,
-                   help="mini-batch size (default 64; the last batch may be partial)")
+    o.add_argument(
+        "--batch-size", type=int, default=64, help="mini-batch size (default 64; the last batch may be partial)"
+    )
     r = parser.add_argument_group("runs and output")
-    r.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
-                   help=f"run once per value, all vmapped into one program; NAME in {', '.join(HYPERPARAMS)}. "
-                   "Several --sweep flags of equal length pair their values run by run")
+    r.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help=f"run once per value, all vmapped into one program; NAME in {', '.join(HYPERPARAMS)}. "
+        "Several --sweep flags of equal length pair their values run by run",
+    )
     r.add_argument("--out", metavar="DIR", help="write metrics.json and curves.png there (only if the run succeeds)")
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
 
@@ -110,9 +149,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _print_header(plan)
     with _Progress(args.epochs, plan["sweep_labels"], enabled=not args.no_progress) as progress:
-        result = loop.fit(plan["model"], plan["make_tx"], plan["hparams"], plan["data"], epochs=args.epochs,
-                          batch_size=args.batch_size, seed=args.seed, augment=plan["augment"],
-                          on_epoch=progress.update)
+        result = loop.fit(
+            plan["model"],
+            plan["make_tx"],
+            plan["hparams"],
+            plan["data"],
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            augment=plan["augment"],
+            on_epoch=progress.update,
+        )
     _print_summary(result, plan)
     if args.out:
         _write_outputs(args.out, result, plan, time.perf_counter() - began)
@@ -147,8 +194,10 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if augment_name not in AUGMENTS:
         raise UsageError(f"unknown --augment {augment_name!r}; choose one of: {', '.join(AUGMENTS)}")
     if augment_name == "shift" and len(image_shape) != 2:
-        raise UsageError(f"--augment shift needs images: x of shape (n, height, width); --data {args.data!r} has x of "
-                         f"shape (n, {', '.join(map(str, image_shape))}) (pass --augment none)")
+        raise UsageError(
+            f"--augment shift needs images: x of shape (n, height, width); --data {args.data!r} has x of "
+            f"shape (n, {', '.join(map(str, image_shape))}) (pass --augment none)"
+        )
     parts = datasets.split(x, y, args.val_fraction, args.test_fraction, args.seed)
     if args.train_size is not None:
         parts = datasets.subset(parts, args.train_size, args.seed)
@@ -181,8 +230,10 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     sweep = _parse_sweep(args.sweep)
     for flag in [*given, *sweep]:
         if flag != "l2" and HYPERPARAMS[flag] not in accepted:
-            raise UsageError(f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
-                             f"(its arguments: {', '.join(accepted)})")
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
+                f"(its arguments: {', '.join(accepted)})"
+            )
     if args.nesterov and "nesterov" not in accepted:
         raise UsageError(f"--nesterov: {args.optimizer} has no Nesterov option")
     hparams = {HYPERPARAMS[flag]: value for flag, value in given.items()}
@@ -204,10 +255,19 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if sweep and args.out:
         report._pyplot()
     return {
-        "args": args, "model": model, "make_tx": make_tx, "hparams": hparams, "data": parts, "sweep": sweep,
-        "augment": augment, "augment_name": augment_name,
-        "sweep_labels": _sweep_labels(sweep, n_runs), "schedule_kwargs": schedule_kwargs,
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "hidden": hidden,
+        "args": args,
+        "model": model,
+        "make_tx": make_tx,
+        "hparams": hparams,
+        "data": parts,
+        "sweep": sweep,
+        "augment": augment,
+        "augment_name": augment_name,
+        "sweep_labels": _sweep_labels(sweep, n_runs),
+        "schedule_kwargs": schedule_kwargs,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "hidden": hidden,
     }
 
 
@@ -268,8 +328,10 @@ def _parse_sweep(items: list[str]) -> dict[str, list[float]]:
         except ValueError:
             raise UsageError(f"--sweep {item!r}: the values must be numbers separated by commas") from None
     if len({len(v) for v in sweep.values()}) > 1:
-        raise UsageError(f"the --sweep flags must list equally many values (they pair run by run), got "
-                         f"{ {k: len(v) for k, v in sweep.items()} }")
+        raise UsageError(
+            f"the --sweep flags must list equally many values (they pair run by run), got "
+            f"{ {k: len(v) for k, v in sweep.items()} }"
+        )
     return sweep
 
 
@@ -335,8 +397,13 @@ def _config(plan: dict) -> dict:
         **{k: v for k, v in vars(args).items() if k != "func"},
         "augment": plan["augment_name"],
         "data_source": args.data or "sklearn.datasets.load_digits",
-        "sizes": {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test),
-                  "features": int(data.x_train.shape[1]), "classes": data.num_classes},
+        "sizes": {
+            "train": len(data.y_train),
+            "val": len(data.y_val),
+            "test": len(data.y_test),
+            "features": int(data.x_train.shape[1]),
+            "classes": data.num_classes,
+        },
         "hidden": list(plan["hidden"]),
         "hparams": {k: np.asarray(v).tolist() for k, v in plan["hparams"].items()},
         "schedule_kwargs": plan["schedule_kwargs"],
@@ -353,27 +420,51 @@ def _print_header(plan: dict) -> None:
     hp = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in plan["hparams"].items() if k != "l2")
     l2 = np.asarray(plan["hparams"].get("l2", 0.0))
     penalty = f" + l2 * sum W^2 (l2={l2.tolist()})" if np.any(l2 != 0) else ""
-    print(f"data {args.data or 'digits'}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test, "
-          f"{data.x_train.shape[1]} features, {data.num_classes} classes (standardized)"
-          + (f"; training batches randomly shifted by up to {MAX_SHIFT} pixel" if plan["augment"] else ""))
-    print(f"model {arch}; loss: cross-entropy{penalty}; {args.optimizer}({hp}) "
-          f"with {args.schedule}({plan['schedule_kwargs']}); "
-          f"{args.epochs} epochs x {plan['steps_per_epoch']} steps of batch {args.batch_size}")
+    print(
+        f"data {args.data or 'digits'}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test, "
+        f"{data.x_train.shape[1]} features, {data.num_classes} classes (standardized)"
+        + (f"; training batches randomly shifted by up to {MAX_SHIFT} pixel" if plan["augment"] else "")
+    )
+    print(
+        f"model {arch}; loss: cross-entropy{penalty}; {args.optimizer}({hp}) "
+        f"with {args.schedule}({plan['schedule_kwargs']}); "
+        f"{args.epochs} epochs x {plan['steps_per_epoch']} steps of batch {args.batch_size}"
+    )
 
 
 def _print_summary(result: loop.Result, plan: dict) -> None:
     s = report.summary(result)
     labels = plan["sweep_labels"] or ["run"]
-    columns = ["train acc", "val acc", "gap", "loss gap", "test acc", "best epoch", "gap @best", "loss gap @best",
-               "test acc @best"]
-    keys = ["final_train_acc", "final_val_acc", "final_gap", "final_loss_gap", "final_test_acc", "best_epoch",
-            "best_gap", "best_loss_gap", "best_test_acc"]
+    columns = [
+        "train acc",
+        "val acc",
+        "gap",
+        "loss gap",
+        "test acc",
+        "best epoch",
+        "gap @best",
+        "loss gap @best",
+        "test acc @best",
+    ]
+    keys = [
+        "final_train_acc",
+        "final_val_acc",
+        "final_gap",
+        "final_loss_gap",
+        "final_test_acc",
+        "best_epoch",
+        "best_gap",
+        "best_loss_gap",
+        "best_test_acc",
+    ]
     rows = []
     for r in range(len(labels)):
-        cell = lambda key: np.asarray(s[key]).reshape(-1)[r]  # noqa: E731
+        cell = lambda key, r=r: np.asarray(s[key]).reshape(-1)[r]
         rows.append([labels[r]] + [f"{int(cell(k))}" if k == "best_epoch" else f"{cell(k):.4f}" for k in keys])
-    title = (f"gradkit train: {plan['args'].epochs} epochs in {result.wall_time:.1f} s (compile included); "
-             "gap = train - val accuracy, loss gap = val - train loss, @best = best-validation-loss checkpoint")
+    title = (
+        f"gradkit train: {plan['args'].epochs} epochs in {result.wall_time:.1f} s (compile included); "
+        "gap = train - val accuracy, loss gap = val - train loss, @best = best-validation-loss checkpoint"
+    )
     widths = [max(len(x) for x in col) for col in zip(["", *columns], *rows)]
     try:
         if not sys.stdout.isatty():
@@ -408,11 +499,16 @@ class _Progress:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
             except ImportError:
                 return
-            self.bar = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
-                                TextColumn("{task.fields[metrics]}"))
+            self.bar = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[metrics]}"),
+            )
             self.task = self.bar.add_task("train", total=epochs, metrics="compiling...")
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.bar is not None:
             self.bar.start()
         return self
@@ -423,11 +519,13 @@ class _Progress:
 
     def update(self, epoch: int, metrics: dict[str, np.ndarray]) -> None:
         if self.sweep:
-            accuracies = lambda name: " ".join(f"{v:.3f}" for v in metrics[name])  # noqa: E731
+            accuracies = lambda name: " ".join(f"{v:.3f}" for v in metrics[name])
             text = f"val acc {accuracies('val_acc')}  train acc {accuracies('train_acc')}"
         else:
-            text = (f"train loss {float(metrics['train_loss']):.4f} acc {float(metrics['train_acc']):.4f} | "
-                    f"val loss {float(metrics['val_loss']):.4f} acc {float(metrics['val_acc']):.4f}")
+            text = (
+                f"train loss {float(metrics['train_loss']):.4f} acc {float(metrics['train_acc']):.4f} | "
+                f"val loss {float(metrics['val_loss']):.4f} acc {float(metrics['val_acc']):.4f}"
+            )
         if self.bar is not None:
             self.bar.update(self.task, completed=epoch + 1, metrics=text)
         else:

@@ -10,7 +10,8 @@ last good point from then on.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -114,8 +115,16 @@ def known_optimizers() -> dict[str, Callable[..., GradientTransformation]]:
     return dict(optimizers.BY_NAME)
 
 
-def _run(f: Callable, make: MakeOptimizer, learning_rate: jax.Array, start: jax.Array, steps: int,
-         box: jax.Array, minima: jax.Array, tol: float) -> tuple[jax.Array, ...]:
+def _run(
+    f: Callable,
+    make: MakeOptimizer,
+    learning_rate: jax.Array,
+    start: jax.Array,
+    steps: int,
+    box: jax.Array,
+    minima: jax.Array,
+    tol: float,
+) -> tuple[jax.Array, ...]:
     """One run: ``steps`` updates of ``make(learning_rate)`` on ``f`` from ``start``."""
     tx = make(learning_rate)
     grad = jax.grad(f)
@@ -176,7 +185,7 @@ def _normalized(land: Landscape) -> Landscape:
         raise ValueError(
             f"landscape bounds must be ((x_min, x_max), (y_min, y_max)) with min < max, got {land.bounds!r}"
         )
-    as_points = lambda a: tuple(map(tuple, a.tolist()))  # noqa: E731
+    as_points = lambda a: tuple(map(tuple, a.tolist()))
     return land._replace(start=tuple(start.tolist()), bounds=as_points(bounds), minima=as_points(minima))
 
 

@@ -8,9 +8,9 @@ path that has stopped moving costs two characters a step), so every step is kept
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -47,32 +47,37 @@ def page_data(results: Sequence[RaceResult], lr_index: Sequence[Sequence[int]], 
         levels = np.rint((logz - logz.min()) / max(np.ptp(logz), 1e-12) * (LEVELS - 1)).astype(int)
         racers = []
         for i, name in enumerate(r.names):
-            racers.append({
-                "label": name,
-                "colour": colours[i],
-                "lrs": [float(f"{lr:.4g}") for lr in r.learning_rates[i]],
-                "index": int(chosen[i]),
-                "converged": r.converged_at[i].tolist(),
-                "diverged": r.diverged_at[i].tolist(),
-                "final": [float(f"{v:.4g}") for v in r.losses[i, :, -1]],
-                "paths": [encode_path(r.paths[i, j], bounds) for j in range(r.paths.shape[1])],
-            })
-        landscapes.append({
-            "name": r.landscape.name,
-            "bounds": bounds.tolist(),
-            "escape": escape_box(r.landscape).tolist(),
-            "start": list(r.landscape.start),
-            "minima": [list(m) for m in r.landscape.minima],
-            "steps": int(r.paths.shape[2] - 1),
-            "tol": r.tol,
-            "surface": {"size": SURFACE_SIZE, "levels": LEVELS, "values": levels.reshape(-1).tolist()},
-            "racers": racers,
-        })
+            racers.append(
+                {
+                    "label": name,
+                    "colour": colours[i],
+                    "lrs": [float(f"{lr:.4g}") for lr in r.learning_rates[i]],
+                    "index": int(chosen[i]),
+                    "converged": r.converged_at[i].tolist(),
+                    "diverged": r.diverged_at[i].tolist(),
+                    "final": [float(f"{v:.4g}") for v in r.losses[i, :, -1]],
+                    "paths": [encode_path(r.paths[i, j], bounds) for j in range(r.paths.shape[1])],
+                }
+            )
+        landscapes.append(
+            {
+                "name": r.landscape.name,
+                "bounds": bounds.tolist(),
+                "escape": escape_box(r.landscape).tolist(),
+                "start": list(r.landscape.start),
+                "minima": [list(m) for m in r.landscape.minima],
+                "steps": int(r.paths.shape[2] - 1),
+                "tol": r.tol,
+                "surface": {"size": SURFACE_SIZE, "levels": LEVELS, "values": levels.reshape(-1).tolist()},
+                "racers": racers,
+            }
+        )
     return {"quantum": QUANTUM, "landscapes": landscapes}
 
 
-def write_page(results: Sequence[RaceResult], lr_index: Sequence[Sequence[int]], colours: Sequence[str],
-               path: str | Path) -> Path:
+def write_page(
+    results: Sequence[RaceResult], lr_index: Sequence[Sequence[int]], colours: Sequence[str], path: str | Path
+) -> Path:
     """Write the page for ``results`` (one per landscape); ``lr_index[k][i]`` is optimizer i's starting slider.
 
     Open it from disk; ``#step=N`` opens paused at step N (``#step=end`` at the last), ``#selftest``

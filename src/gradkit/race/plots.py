@@ -7,8 +7,8 @@ optimizer and one panel per landscape, diverged runs marked with an x on the top
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -91,14 +91,14 @@ def stability_png(results: Sequence[RaceResult], colours: Sequence[str], path: s
             ok = r.diverged_at[i] < 0
             lr = r.learning_rates[i]
             ax.plot(lr[ok], np.maximum(final[i, ok], 1e-12), "-o", ms=2.5, color=colour, label=name)
-            ax.plot(lr[~ok], np.full((~ok).sum(), floor * 10.0 ** i), "x", color=colour, ms=5)
+            ax.plot(lr[~ok], np.full((~ok).sum(), floor * 10.0**i), "x", color=colour, ms=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{r.landscape.name} (x = diverged)", fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)
         ax.set_ylabel(f"loss after {r.losses.shape[2] - 1} steps", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(results):]:
+    for ax in list(axes.flat)[len(results) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()

@@ -8,12 +8,12 @@ index arrays rather than Python generators, so a whole epoch runs as one ``lax.s
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 
 # ``augment(key, x_batch) -> x_batch``: a random distortion of a batch of (standardized) training features.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
@@ -152,12 +152,17 @@ def feature_stats(
         raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
     if max_shift > 0:
         if image_shape is None or len(image_shape) != 2 or int(np.prod(image_shape)) != x_train.shape[1]:
-            raise ValueError(f"image_shape must be (height, width) with height * width = {x_train.shape[1]} "
-                             f"features, got {image_shape!r}")
+            raise ValueError(
+                f"image_shape must be (height, width) with height * width = {x_train.shape[1]} "
+                f"features, got {image_shape!r}"
+            )
         images = jnp.asarray(x_train.reshape(-1, *image_shape))
         offsets = range(-max_shift, max_shift + 1)
-        copies = [shift_images(images, jnp.broadcast_to(jnp.array([dy, dx]), (len(images), 2)))
-                  for dy in offsets for dx in offsets]
+        copies = [
+            shift_images(images, jnp.broadcast_to(jnp.array([dy, dx]), (len(images), 2)))
+            for dy in offsets
+            for dx in offsets
+        ]
         x_train = np.asarray(jnp.concatenate(copies)).reshape(-1, x_train.shape[1])
     std = x_train.std(axis=0)
     return x_train.mean(axis=0).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
@@ -171,7 +176,7 @@ def standardize(parts: Split, stats: tuple[np.ndarray, np.ndarray] | None = None
     only shifted. Validation and test never leak into the statistics.
     """
     mean, std = feature_stats(parts.x_train) if stats is None else stats
-    scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
+    scale = lambda x: ((x - mean) / std).astype(np.float32)
     return parts._replace(x_train=scale(parts.x_train), x_val=scale(parts.x_val), x_test=scale(parts.x_test))
 
 
@@ -210,8 +215,10 @@ def random_shift(image_shape: tuple[int, int], max_shift: int, mean: np.ndarray,
     if not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
     if np.shape(mean) != (height * width,) or np.shape(std) != (height * width,):
-        raise ValueError(f"mean and std must have shape ({height * width},) for {height}x{width} images, "
-                         f"got {np.shape(mean)} and {np.shape(std)}")
+        raise ValueError(
+            f"mean and std must have shape ({height * width},) for {height}x{width} images, "
+            f"got {np.shape(mean)} and {np.shape(std)}"
+        )
     mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
 
     def augment(key: jax.Array, x: jax.Array) -> jax.Array:
@@ -250,5 +257,17 @@ def epoch_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, j
     return indices, weights
 
 
-__all__ = ["Augment", "Split", "batches_per_epoch", "epoch_batches", "feature_stats", "load_digits", "load_npz",
-           "random_shift", "shift_images", "split", "standardize", "subset"]
+__all__ = [
+    "Augment",
+    "Split",
+    "batches_per_epoch",
+    "epoch_batches",
+    "feature_stats",
+    "load_digits",
+    "load_npz",
+    "random_shift",
+    "shift_images",
+    "split",
+    "standardize",
+    "subset",
+]

@@ -7,7 +7,8 @@ A ``Model`` is ``init(key) -> params`` and ``apply(params, x) -> logits``; param
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,8 @@ def gap(result: Result) -> np.ndarray:
 
 def summary(result: Result) -> dict[str, Any]:
     """The headline numbers of a run (lists for a sweep): last epoch, the best-validation checkpoint, test."""
-    last = lambda name: result.history[name][..., -1]  # noqa: E731
-    at_best = lambda curve: np.take_along_axis(curve, result.best_epoch[..., None], axis=-1)[..., 0]  # noqa: E731
+    last = lambda name: result.history[name][..., -1]
+    at_best = lambda curve: np.take_along_axis(curve, result.best_epoch[..., None], axis=-1)[..., 0]
     return _plain(
         {
             "final_train_acc": last("train_acc"),
