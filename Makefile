@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint format wheel-check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(VENV)/.test: $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.lint: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[lint]"
+	touch $@
+
+$(VENV)/.release: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[release]"
+	touch $@
+
 demo: $(VENV)/.demo
 	$(VENV)/bin/gradkit train --out runs/train
 	$(VENV)/bin/gradkit train --train-size 100 --epochs 60 --lr 5e-3 --augment none --sweep weight_decay=0,3,0 --sweep l2=0,0,0.03 --out runs/overfitting
@@ -28,6 +36,19 @@ demo: $(VENV)/.demo
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
+
+# ruff's rule set and its reasons are in pyproject.toml; `make format` applies the formatter and safe fixes.
+lint: $(VENV)/.lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.lint
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Build the sdist and wheel, check their metadata, smoke-test the wheel in a clean venv outside the tree.
+wheel-check: $(VENV)/.release
+	PY=$(PY) bash .ci/wheel-check
 
 # BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
 bench: $(VENV)/.test
