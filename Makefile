@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint format wheel-check bench clean
+.PHONY: demo test test-floors lint format wheel-check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,20 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
 
+# The core tests in a second venv holding the declared floor versions (.ci/floors.txt); the peers (optax,
+# chex) are whatever versions pip finds compatible with those floors.
+FLOORS_VENV ?= .venv-floors
+CORE_TESTS := tests/test_optimizers.py tests/test_optimizers_optax.py tests/test_schedules.py tests/test_losses.py \
+	tests/test_regularizers.py tests/test_init.py tests/test_gradcheck.py
+
+$(FLOORS_VENV)/.floors: pyproject.toml .ci/floors.txt
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c .ci/floors.txt -e . optax chex pytest hypothesis
+	touch $@
+
+test-floors: $(FLOORS_VENV)/.floors
+	$(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+
 # ruff's rule set and its reasons are in pyproject.toml; `make format` applies the formatter and safe fixes.
 lint: $(VENV)/.lint
 	$(VENV)/bin/ruff check .
@@ -55,4 +69,4 @@ bench: $(VENV)/.test
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(FLOORS_VENV) build src/*.egg-info .pytest_cache
