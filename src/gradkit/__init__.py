@@ -13,6 +13,7 @@ Where things live (the lecture is the architecture):
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
+    gk.sharding      state_shardings, abstract_state: optimizer state on a device mesh (ZeRO-1 with zero_axis)
     gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
@@ -35,6 +36,7 @@ from gradkit.primitives import (
     scale_by_rss,
     update_moment,
 )
+from gradkit.sharding import abstract_state, state_shardings
 
 __version__ = "0.1.0"
 
@@ -46,6 +48,7 @@ __all__ = [
     "MomentumState",
     "RmsState",
     "RssState",
+    "abstract_state",
     "adagrad",
     "adam",
     "adamw",
@@ -70,6 +73,7 @@ __all__ = [
     "scale_by_rss",
     "schedules",
     "sgd",
+    "state_shardings",
     "train",
     "update_moment",
 ]
