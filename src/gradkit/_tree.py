@@ -83,10 +83,10 @@ def _placed_like(p: Any, x: jax.Array) -> jax.Array:
 def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
     """A scalar ``value`` replicated over the devices of ``params`` (the step count of a chain).
 
-    Eagerly, params spread over a mesh put it on every device of that mesh; params on one device leave
-    it where JAX puts new arrays. Under ``jit`` it is tied to a param by an optimization barrier (free
-    at run time): otherwise a state made only of the count would depend on no param, ``jit`` would drop
-    the params and compile for one device.
+    Eagerly, params committed to a mesh (or a device) put it on every device of that mesh (on that
+    device), like the rest of the state; uncommitted params leave it where JAX puts new arrays. Under
+    ``jit`` it is tied to a param by an optimization barrier (free at run time): otherwise a state made
+    only of the count would use no param, and ``jit`` would drop the params and compile for one device.
     """
     leaves = jax.tree.leaves(params)
     if leaves and isinstance(leaves[0], jax.core.Tracer):
@@ -98,12 +98,15 @@ def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
     return jnp.full((), value, dtype, device=replicated)
 
 
-def _replicated_sharding(params: Tree) -> jax.sharding.Sharding | None:
-    """``NamedSharding(mesh, P())`` for the mesh of the first leaf sharded over several devices, or None."""
-    for p in jax.tree.leaves(params):
-        sharding = getattr(p, "sharding", None) if isinstance(p, jax.Array) else None
-        if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
-            return NamedSharding(sharding.mesh, PartitionSpec())
+def _replicated_sharding(leaves: list) -> jax.sharding.Sharding | None:
+    """Replicated over the devices of the first committed array among ``leaves`` (None if there is none)."""
+    for p in leaves:
+        if not (isinstance(p, jax.Array) and p.committed):
+            continue
+        if isinstance(p.sharding, NamedSharding):
+            return NamedSharding(p.sharding.mesh, PartitionSpec())
+        if len(p.sharding.device_set) == 1:
+            return p.sharding
     return None
 
 
