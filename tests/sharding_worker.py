@@ -12,9 +12,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import runpy
 import sys
 import time
+import traceback
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
 
@@ -327,6 +329,18 @@ def run_example() -> dict:
     return json.loads(out.getvalue())
 
 
+def run_docs() -> dict:
+    """The python snippets of docs/distributed.md, in order, as one script."""
+    with open(os.path.join(ROOT, "docs", "distributed.md")) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.DOTALL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            exec(compile("\n".join(blocks), "docs/distributed.md", "exec"), {"__name__": "docs"})
+    except Exception:  # noqa: BLE001 - the report carries the traceback to the test
+        return {"blocks": len(blocks), "error": traceback.format_exc()}
+    return {"blocks": len(blocks), "error": None, "stdout": out.getvalue()}
+
+
 def timed(check, *args) -> dict:
     start = time.process_time()
     result = check(*args)
@@ -345,6 +359,7 @@ if __name__ == "__main__":
         "trajectories": timed(check_trajectories),
         "checkpoint": timed(check_checkpoint, sys.argv[1]),
         "example": timed(run_example),
+        "docs": timed(run_docs),
         "cpu_seconds": seconds,
     }
     print(json.dumps(results))

@@ -167,6 +167,13 @@ def test_example_shards_adamw_state_and_matches_one_device(runs):
     assert example["max_relative_difference_from_one_device"] < 1e-6
 
 
+def test_docs_snippets_run(runs):
+    docs = runs["worker"]["docs"]
+    assert docs["error"] is None, docs["error"]
+    assert docs["blocks"] >= 5
+    assert "P('data', 'model')" in docs["stdout"] and "{'data': 2, 'model': 4}" in docs["stdout"]
+
+
 @pytest.mark.skipif(not _has_cpu_collectives(), reason="this jaxlib has no gloo CPU collectives for jax.distributed")
 def test_two_processes_give_the_losses_of_one(runs):
     one, two = runs["worker"]["example"], runs["two_processes"]
