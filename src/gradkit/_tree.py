@@ -101,7 +101,7 @@ def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
 def _replicated_sharding(leaves: list) -> jax.sharding.Sharding | None:
     """Replicated over the devices of the first committed array among ``leaves`` (None if there is none)."""
     for p in leaves:
-        if not (isinstance(p, jax.Array) and p.committed):
+        if not (isinstance(p, jax.Array) and getattr(p, "committed", True)):  # older jax lacks the flag
             continue
         if isinstance(p.sharding, NamedSharding):
             return NamedSharding(p.sharding.mesh, PartitionSpec())

@@ -32,6 +32,8 @@ from jax.sharding import NamedSharding, PartitionSpec, Sharding
 from gradkit import _tree
 from gradkit.core import GradientTransformation, Params, State
 
+_UNCONSTRAINED = getattr(PartitionSpec, "UNCONSTRAINED", object())  # a dimension left to the compiler
+
 
 def state_shardings(tx: GradientTransformation, params: Params, *, zero_axis: str | None = None) -> State:
     """The sharding of every leaf of ``tx.init(params)``, computed from shapes alone (nothing is allocated).
@@ -130,7 +132,7 @@ def _split_over(sharding: Sharding, shape: tuple[int, ...], axis: str) -> Shardi
     if mesh.shape[axis] == 1 or any(axis in _axes(entry) for entry in spec):
         return sharding
     for dim, (size, entry) in enumerate(zip(shape, spec)):
-        if entry is PartitionSpec.UNCONSTRAINED:
+        if entry is _UNCONSTRAINED:
             continue
         split = math.prod(mesh.shape[a] for a in _axes(entry)) * mesh.shape[axis]
         if size % split == 0 and size >= split:
