@@ -89,8 +89,9 @@ def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
     only of the count would use no param, and ``jit`` would drop the params and compile for one device.
     """
     leaves = jax.tree.leaves(params)
-    if leaves and isinstance(leaves[0], jax.core.Tracer):
-        scalar, _ = jax.lax.optimization_barrier((jnp.asarray(value, dtype), leaves[0]))
+    traced = [p for p in leaves if isinstance(p, jax.core.Tracer)]
+    if traced:
+        scalar, _ = jax.lax.optimization_barrier((jnp.asarray(value, dtype), traced[0]))
         return scalar
     replicated = _replicated_sharding(leaves)
     if replicated is None:
