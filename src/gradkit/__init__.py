@@ -17,7 +17,7 @@ Where things live (the lecture is the architecture):
     gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
-from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
+from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, sharding, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
@@ -73,6 +73,7 @@ __all__ = [
     "scale_by_rss",
     "schedules",
     "sgd",
+    "sharding",
     "state_shardings",
     "train",
     "update_moment",
