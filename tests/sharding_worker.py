@@ -123,6 +123,23 @@ def check_placement() -> dict:
     return report
 
 
+def check_shard_map() -> dict:
+    """init and update inside ``shard_map`` (per-shard optimizers): the placement hints must not get in the way."""
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+    params = {"w": jax.device_put(jnp.linspace(0, 1, 64).reshape(16, 4), NamedSharding(mesh, P("data")))}
+    tx = gk.adam(0.1)
+
+    def per_shard(p):
+        updates, state = tx.update(p, tx.init(p), p)
+        return updates, state.inner[0].mu
+
+    try:
+        updates, mu = jax.jit(jax.shard_map(per_shard, mesh=mesh, in_specs=P("data"), out_specs=P("data")))(params)
+    except Exception:  # noqa: BLE001 - the report carries the traceback to the test
+        return {"error": traceback.format_exc()}
+    return {"error": None, "mu_spec": spec_str(mu["w"].sharding), "finite": bool(jnp.isfinite(updates["w"]).all())}
+
+
 def check_zero_rule() -> dict:
     """The ZeRO-1 spec chosen for leaves of many shapes and shardings (the tests hold the documented answers)."""
     mesh = mesh_of((4, 2))
@@ -359,6 +376,7 @@ if __name__ == "__main__":
         "devices": jax.device_count(),
         "primitives_covered": sorted({name.split("(")[0] for name in PRIMITIVES}),
         "placement": timed(check_placement),
+        "shard_map": timed(check_shard_map),
         "zero_rule": timed(check_zero_rule),
         "zero_bytes": timed(check_zero_bytes),
         "trajectories": timed(check_trajectories),

@@ -102,6 +102,12 @@ def test_state_shardings_predicts_the_placement_of_init(runs):
     assert _failures(runs["worker"]["placement"], "state_shardings") == {}
 
 
+def test_init_and_update_work_inside_shard_map(runs):
+    report = runs["worker"]["shard_map"]
+    assert report["error"] is None, report["error"]
+    assert report["mu_spec"] == "P('data',)" and report["finite"]
+
+
 # -- 8 devices: ZeRO-1 -------------------------------------------------------------------------------
 
 
