@@ -12,11 +12,11 @@ The ZeRO-1 rule (``zero_axis``), for each state leaf shaped like its param, whos
 
 1. if ``spec`` already uses ``zero_axis`` on some dimension, or that axis has size 1, the leaf keeps
    its param's sharding;
-2. otherwise the leftmost dimension whose size is divisible by ``mesh.shape[zero_axis]`` times the
-   sizes of the mesh axes already splitting that dimension gets ``zero_axis`` appended to its entry
+2. otherwise the leftmost dimension whose size is a positive multiple of ``mesh.shape[zero_axis]``
+   times the sizes of the mesh axes already splitting that dimension gets ``zero_axis`` appended to its entry
    (``None -> "data"``, ``"model" -> ("model", "data")``);
-3. a leaf with no such dimension (a scalar, dimensions smaller than the axis or not divisible by it)
-   keeps its param's sharding.
+3. a leaf with no such dimension (a scalar, dimensions of size 0, smaller than the axis or not
+   divisible by it) keeps its param's sharding.
 
 Every state leaf not shaped like a param (the chain's step count) is replicated over the params' mesh.
 """
