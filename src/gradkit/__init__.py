@@ -13,10 +13,11 @@ Where things live (the lecture is the architecture):
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
+    gk.sharding      state_shardings, abstract_state: optimizer state on a device mesh (ZeRO-1 with zero_axis)
     gk.train         the full recipe on real data: digits/.npz data, linear + MLP models, fit (`gradkit train`)
 """
 
-from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
+from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, sharding, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
@@ -35,6 +36,7 @@ from gradkit.primitives import (
     scale_by_rss,
     update_moment,
 )
+from gradkit.sharding import abstract_state, state_shardings
 
 
 def _version() -> str:
@@ -57,6 +59,7 @@ __all__ = [
     "MomentumState",
     "RmsState",
     "RssState",
+    "abstract_state",
     "adagrad",
     "adam",
     "adamw",
@@ -81,6 +84,8 @@ __all__ = [
     "scale_by_rss",
     "schedules",
     "sgd",
+    "sharding",
+    "state_shardings",
     "train",
     "update_moment",
 ]

@@ -102,7 +102,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
     def init(params: Params) -> ChainState:
         _tree.check_floating(params)
-        return ChainState(jnp.zeros((), jnp.int32), tuple(t.init(params) for t in parts))
+        return ChainState(_tree.scalar_like(params, 0, jnp.int32), tuple(t.init(params) for t in parts))
 
     def update(updates: Updates, state: ChainState, params: Params = None, **extra: Any) -> tuple[Updates, ChainState]:
         if not isinstance(state, ChainState) or len(state.inner) != len(parts):
