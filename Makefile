@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -11,6 +11,10 @@ $(PY):
 
 $(VENV)/.demo: $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[demo]"
+	touch $@
+
+$(VENV)/.docs: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
 	touch $@
 
 $(VENV)/.test: $(PY) pyproject.toml
@@ -29,9 +33,13 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
 
+# The user guides (docs/*.md) and the API reference from the docstrings, into site/; warnings are errors.
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 # BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
 bench: $(VENV)/.test
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache
