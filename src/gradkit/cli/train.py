@@ -366,7 +366,10 @@ def _write_outputs(out: str, result: loop.Result, plan: dict, wall_time: float) 
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary directory
     try:
         report.write_metrics(os.path.join(tmp, "metrics.json"), result, _config(plan), wall_time)
-        title = f"{args.model} on {args.data or 'digits'}, {args.optimizer} + {args.schedule}"
+        n_train = len(plan["data"].y_train)
+        title = (
+            f"{args.model} on {args.data or 'digits'}, {n_train} training examples, {args.optimizer} + {args.schedule}"
+        )
         picture = True
         try:
             if plan["sweep"]:
