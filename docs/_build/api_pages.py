@@ -33,9 +33,14 @@ def modules() -> dict[str, list[str]]:
 
 def page(name: str, targets: list[str]) -> str:
     lines = [f"# `gradkit.{name}`", ""]
+    package = len(targets) > 1
     for k, target in enumerate(targets):
-        # The package's own page lists what it exports; each submodule then gets a section.
-        lines += [f"::: {target}", "    options:", f"      show_root_heading: {'true' if k else 'false'}", ""]
+        # A package's own docstring first, without the names it re-exports (each is documented once,
+        # where it is defined); then one section per submodule.
+        options = ["      show_root_heading: true"] if k else ["      show_root_heading: false"]
+        if package and not k:
+            options.append("      members: false")
+        lines += [f"::: {target}", "    options:", *options, ""]
     return "\n".join(lines)
 
 

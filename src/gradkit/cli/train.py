@@ -52,7 +52,7 @@ HYPERPARAMS = {
 DEFAULT_LR = {"sgd": 0.1, "adagrad": 0.05}  # the lecture's table: 0.1 for SGD(+momentum), 1e-3 for Adam-like
 RECIPE_LR = 1e-3
 # The default run's AdamW values and length (with --augment shift on the digits), picked by mean
-# validation accuracy over the splits of seeds 0-4, ties broken by validation loss (README).
+# validation accuracy over the splits of seeds 0-4, ties broken by validation loss (docs/training.md).
 RECIPE = {"adamw": {"lr": 1e-2, "weight_decay": 0.1}}
 EPOCHS = 120
 AUGMENTS = ("none", "shift")
