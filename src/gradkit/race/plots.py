@@ -46,6 +46,23 @@ def _end(result: RaceResult, i: int, j: int) -> np.ndarray:
 
 def paths_png(result: RaceResult, lr_index: Sequence[int], colours: Sequence[str], path: str | Path) -> Path:
     """Write the contour plot of ``result.landscape`` with optimizer ``i``'s path at lr ``lr_index[i]``."""
+    return _save(paths_figure(result, lr_index, colours), path)
+
+
+def stability_png(results: Sequence[RaceResult], colours: Sequence[str], path: str | Path) -> Path:
+    """Write final loss vs learning rate, one panel per landscape; diverged runs are x's in a strip above."""
+    return _save(stability_figure(results, colours), path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    out = Path(path)
+    fig.savefig(out)
+    pyplot().close(fig)
+    return out
+
+
+def paths_figure(result: RaceResult, lr_index: Sequence[int], colours: Sequence[str]):
+    """The figure ``paths_png`` writes (a matplotlib Figure)."""
     plt = pyplot()
     from matplotlib.lines import Line2D
 
@@ -100,14 +117,11 @@ def paths_png(result: RaceResult, lr_index: Sequence[int], colours: Sequence[str
     ax.set_title(f"{result.landscape.name}: {steps} steps; converged = within {result.tol:g} of a minimum")
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     fig.set_layout_engine("constrained")
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig
 
 
-def stability_png(results: Sequence[RaceResult], colours: Sequence[str], path: str | Path) -> Path:
-    """Write final loss vs learning rate, one panel per landscape; diverged runs are x's in a strip above."""
+def stability_figure(results: Sequence[RaceResult], colours: Sequence[str]):
+    """The figure ``stability_png`` writes; each panel's strip of diverged runs is ``ax.child_axes[0]``."""
     plt = pyplot()
     cols = min(3, len(results))
     rows = -(-len(results) // cols)
@@ -147,10 +161,7 @@ def stability_png(results: Sequence[RaceResult], colours: Sequence[str], path: s
     fig.suptitle(
         "Loss after the race against learning rate (x in the strip above a panel: diverged; losses floored at 1e-12)"
     )
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig
 
 
-__all__ = ["outcome", "paths_png", "stability_png", "surface"]
+__all__ = ["outcome", "paths_figure", "paths_png", "stability_figure", "stability_png", "surface"]
