@@ -84,7 +84,8 @@ def write_page(
 ) -> Path:
     """Write the page for ``results`` (one per landscape); ``lr_index[k][i]`` is optimizer i's starting slider.
 
-    Open it from disk; ``#step=N`` opens paused at step N (``#step=end`` at the last), ``#selftest``
+    Open it from disk; ``#step=N`` opens paused at step N (``#step=end`` at the last), ``#landscape=NAME``
+    on that landscape (combine them: ``#landscape=rosenbrock&step=end``), ``#selftest``
     checks that moving a slider redraws the paths and writes the verdict into ``<pre id="selftest">``.
     """
     template = resources.files("gradkit.race").joinpath("page.html").read_text(encoding="utf-8")
