@@ -107,6 +107,13 @@ def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> Non
 def plot_sweep(path: str | os.PathLike, result: Result, name: str, labels: Sequence[str], title: str = "") -> None:
     """``curves.png`` for a sweep, as small multiples: one column per run (``labels``, one per run), its
     train and validation loss per epoch above, its accuracies below, on shared axes so the runs compare."""
+    fig = sweep_figure(result, name, labels, title)
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+
+
+def sweep_figure(result: Result, name: str, labels: Sequence[str], title: str = ""):
+    """The figure ``plot_sweep`` writes: ``axes[0, k]`` run k's losses, ``axes[1, k]`` its accuracies."""
     plt = _pyplot()
     runs = len(labels)
     epochs = np.arange(1, result.history["val_loss"].shape[-1] + 1)
@@ -132,8 +139,7 @@ def plot_sweep(path: str | os.PathLike, result: Result, name: str, labels: Seque
     handles, legend_labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, legend_labels, loc="outside lower center", ncol=3, frameon=False)
     fig.suptitle(f"{title}\ngap = train - validation accuracy, loss gap = validation - train loss, last epoch")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _pyplot():
@@ -149,4 +155,4 @@ def _plain(value: Any) -> Any:
     return array.tolist()
 
 
-__all__ = ["gap", "plot_curves", "plot_sweep", "summary", "versions", "write_metrics"]
+__all__ = ["gap", "plot_curves", "plot_sweep", "summary", "sweep_figure", "versions", "write_metrics"]
