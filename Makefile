@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-floors lint format wheel-check bench clean
+.PHONY: demo test test-floors lint format wheel-check bench docs pictures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -11,6 +11,10 @@ $(PY):
 
 $(VENV)/.demo: $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[demo]"
+	touch $@
+
+$(VENV)/.docs: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
 	touch $@
 
 $(VENV)/.test: $(PY) pyproject.toml
@@ -29,10 +33,11 @@ demo: $(VENV)/.demo
 	$(VENV)/bin/gradkit train --out runs/train
 	$(VENV)/bin/gradkit train --train-size 100 --epochs 60 --lr 5e-3 --augment none --sweep weight_decay=0,3,0 --sweep l2=0,0,0.03 --out runs/overfitting
 	$(PY) examples/overfitting_polynomial.py runs/overfitting_polynomial.png
-	$(VENV)/bin/gradkit race --out runs/race
+	$(VENV)/bin/gradkit race --out runs/race --html runs/race/race.html
 	@echo "pictures: runs/train/curves.png (the recipe: train vs validation loss and accuracy),"
 	@echo "          runs/overfitting/curves.png (the gap with and without weight decay / L2),"
-	@echo "          runs/overfitting_polynomial.png (the lecture's curve-fitting picture), runs/race/*.png"
+	@echo "          runs/overfitting_polynomial.png (the lecture's curve-fitting picture), runs/race/*.png,"
+	@echo "          runs/race/race.html (the race, interactive: open it in a browser)"
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
@@ -64,9 +69,17 @@ format: $(VENV)/.lint
 wheel-check: $(VENV)/.release
 	PY=$(PY) bash .ci/wheel-check
 
+# The user guides (docs/*.md) and the API reference from the docstrings, into site/; warnings are errors.
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Regenerate the pictures committed under docs/ (the page's screenshot needs chromium).
+pictures: $(VENV)/.demo
+	GRADKIT=$(VENV)/bin/gradkit PY=$(PY) bash docs/_build/pictures.sh
+
 # BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
 bench: $(VENV)/.test
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(FLOORS_VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(FLOORS_VENV) build site src/*.egg-info .pytest_cache

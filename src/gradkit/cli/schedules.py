@@ -12,7 +12,7 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit import schedules
+from gradkit import _style, schedules
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,17 +46,20 @@ def run(args: argparse.Namespace) -> int:
         print("gradkit schedules needs matplotlib: pip install 'gradkit[plot]'", file=sys.stderr)
         return 1
 
+    import matplotlib
+
+    matplotlib.rcParams.update(_style.RC)
     fig = Figure(figsize=(10, 5.6), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True, sharey=True)
     for ax, (name, (formula, lr)) in zip(axes.flat, curves(args.steps, args.peak).items()):
-        ax.plot(np.arange(args.steps), lr, lw=1.8)
-        ax.set_title(f"{name}\n{formula}", fontsize=9)
+        ax.plot(np.arange(args.steps), lr, lw=2, color=_style.BLUE)
+        ax.set_title(f"{name}\n{formula}", fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("step t")
     for ax in axes[:, 0]:
         ax.set_ylabel("learning rate")
     fig.suptitle(f"Learning-rate schedules over {args.steps} steps (gk.schedules)")
-    fig.savefig(args.out, dpi=80)
+    fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
     return 0

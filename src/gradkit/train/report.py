@@ -1,6 +1,5 @@
 """What a run leaves behind: ``metrics.json`` (every epoch's numbers, the config, versions, wall time) and
-``curves.png`` (train vs validation loss and accuracy, or, for a sweep, the generalization gap against
-the swept value). matplotlib is imported only when a picture is drawn (extra ``plot``).
+``curves.png`` (train vs validation loss and accuracy per epoch; for a sweep, one such column per run). matplotlib is imported only when a picture is drawn (extra ``plot``).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gradkit._style import TRAIN, VALIDATION, pyplot
 from gradkit.train.loop import Result
 
 
@@ -85,67 +85,66 @@ def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> Non
     plt = _pyplot()
     epochs = np.arange(1, result.history["train_loss"].shape[-1] + 1)
     best = int(result.best_epoch) + 1
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):
-        ax.plot(epochs, result.history[f"train_{name}"], label="train")
-        ax.plot(epochs, result.history[f"val_{name}"], label="validation")
-        ax.axvline(best, color="gray", linestyle=":", label=f"best validation loss (epoch {best})")
+        ax.plot(epochs, result.history[f"train_{name}"], color=TRAIN, lw=2, label="train")
+        ax.plot(epochs, result.history[f"val_{name}"], color=VALIDATION, lw=2, label="validation")
+        ax.axvline(best, color="grey", linestyle=":", label=f"best validation loss (epoch {best})")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.set_ylabel("cross-entropy (log scale)")
     ax_loss.set_yscale("log")
     ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title(f"final gap (train - val accuracy): {float(gap(result)[-1]):+.3f}")
-    ax_loss.legend()
+    ax_loss.set_title("loss")
+    ax_acc.set_title(f"accuracy; final gap (train - validation): {100 * float(gap(result)[-1]):+.1f} points")
+    handles, labels = ax_loss.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def plot_sweep(path: str | os.PathLike, result: Result, name: str, labels: Sequence[str], title: str = "") -> None:
-    """``curves.png`` for a sweep: the generalization gap and the accuracies against the swept value
-    (``labels``, one per run), plus each run's validation loss per epoch."""
+    """``curves.png`` for a sweep, as small multiples: one column per run (``labels``, one per run), its
+    train and validation loss per epoch above, its accuracies below, on shared axes so the runs compare."""
+    fig = sweep_figure(result, name, labels, title)
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+
+
+def sweep_figure(result: Result, name: str, labels: Sequence[str], title: str = ""):
+    """The figure ``plot_sweep`` writes: ``axes[0, k]`` run k's losses, ``axes[1, k]`` its accuracies."""
     plt = _pyplot()
-    pos = np.arange(len(labels))  # evenly spaced: sweeps are log grids that often include 0
-    s = summary(result)
-    fig, (ax_gap, ax_acc, ax_val) = plt.subplots(1, 3, figsize=(15, 4))
-    ax_gap.plot(pos, s["final_gap"], "o-", label="last epoch")
-    ax_gap.plot(pos, s["best_gap"], "s--", label="best-validation checkpoint")
-    ax_gap.set_ylabel("train - validation accuracy")
-    ax_gap.set_title("generalization gap")
-    ax_acc.plot(pos, s["final_train_acc"], "o-", label="train (last epoch)")
-    ax_acc.plot(pos, s["final_val_acc"], "o-", label="validation (last epoch)")
-    ax_acc.plot(pos, s["best_test_acc"], "s--", label="test (checkpoint)")
-    ax_acc.set_ylabel("accuracy")
-    for ax in (ax_gap, ax_acc):
-        ax.set_xticks(pos, labels, rotation=20 if max(map(len, labels)) > 8 else 0)
-        ax.set_xlabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    runs = len(labels)
     epochs = np.arange(1, result.history["val_loss"].shape[-1] + 1)
-    for label, curve in zip(labels, result.history["val_loss"]):
-        ax_val.plot(epochs, curve, label=label if "=" in label else f"{name}={label}")
-    ax_val.set_yscale("log")
-    ax_val.set_xlabel("epoch")
-    ax_val.set_ylabel("validation cross-entropy")
-    ax_val.grid(alpha=0.3)
-    ax_val.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    s = summary(result)
+    fig, axes = plt.subplots(
+        2, runs, figsize=(1.2 + 3.4 * runs, 6.6), sharex=True, sharey="row", squeeze=False, layout="constrained"
+    )
+    for k, label in enumerate(labels):
+        ax_loss, ax_acc = axes[0, k], axes[1, k]
+        best = s["best_epoch"][k]
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(epochs, result.history[f"train_{metric}"][k], color=TRAIN, lw=2, label="train")
+            ax.plot(epochs, result.history[f"val_{metric}"][k], color=VALIDATION, lw=2, label="validation")
+            ax.axvline(best, color="grey", linestyle=":", label="best validation loss (checkpoint)")
+            ax.grid(alpha=0.3)
+        setting = label if "=" in label else f"{name}={label}"
+        gap_points, loss_gap = 100 * s["final_gap"][k], s["final_loss_gap"][k]
+        ax_loss.set_title(f"{setting}\ngap {gap_points:.1f} points, loss gap {loss_gap:.2f}", fontsize=10)
+        ax_acc.set_xlabel("epoch")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("cross-entropy (log scale)")
+    axes[1, 0].set_ylabel("accuracy")
+    handles, legend_labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"{title}\ngap = train - validation accuracy, loss gap = validation - train loss, last epoch")
+    return fig
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ImportError("curves.png needs matplotlib: `pip install gradkit[plot]`") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    """pyplot with gradkit's figure style, or an ImportError naming the extra to install."""
+    return pyplot("plot")
 
 
 def _plain(value: Any) -> Any:
@@ -156,4 +155,4 @@ def _plain(value: Any) -> Any:
     return array.tolist()
 
 
-__all__ = ["gap", "plot_curves", "plot_sweep", "summary", "versions", "write_metrics"]
+__all__ = ["gap", "plot_curves", "plot_sweep", "summary", "sweep_figure", "versions", "write_metrics"]
