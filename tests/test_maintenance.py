@@ -53,5 +53,5 @@ def test_forge_workflow_is_a_valid_github_workflow_running_the_ci_targets():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     text, ci = workflow.read_text(), (ROOT / ".ci/run").read_text()
-    for target in ("make lint", "make wheel-check", "make test"):
+    for target in ("make lint", "make wheel-check", "make docs", "make test", "make test-floors"):
         assert target in ci and target in text, f"{target} must run both in .ci/run and in the forge workflow"
