@@ -7,6 +7,7 @@ advances only on the steps ``tx`` actually takes (so a schedule inside counts ap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -20,6 +21,14 @@ from gradkit.primitives import Scalar, update_moment
 def _check_transform(tx: Any) -> None:
     if not (hasattr(tx, "init") and hasattr(tx, "update")):
         raise TypeError(f"tx must be a gradient transformation (an object with init and update), got {tx!r}")
+
+
+def _branch(pred: jax.Array, on_true: Callable, on_false: Callable, operand: Any) -> Any:
+    """``lax.cond``, or a plain ``if`` when ``pred`` is known: eagerly, ``lax.cond`` would retrace both
+    branches on every call (they close over the step's arrays)."""
+    if isinstance(pred, jax.core.Tracer):
+        return jax.lax.cond(pred, on_true, on_false, operand)
+    return on_true(operand) if pred else on_false(operand)
 
 
 # -- accumulate -----------------------------------------------------------------------------------
@@ -71,17 +80,16 @@ def accumulate(tx: GradientTransformation, every: int) -> GradientTransformation
         def step(mean: Updates):
             return tx.update(mean, state.inner, params, **accepts(extra))
 
-        shapes = jax.eval_shape(step, mean)[0]
-
         def apply(mean: Updates):
             new_updates, inner = step(mean)
             return new_updates, AccumulateState(jnp.zeros((), jnp.int32), _tree.zeros_like(mean), inner)
 
         def wait(mean: Updates):
+            shapes = jax.eval_shape(step, mean)[0]  # tx's updates may differ from the gradients in dtype
             zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
             return zeros, AccumulateState(k, mean, state.inner)
 
-        return jax.lax.cond(k >= every, apply, wait, mean)
+        return _branch(k >= every, apply, wait, mean)
 
     return GradientTransformation(init, update)
 
