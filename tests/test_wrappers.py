@@ -231,3 +231,14 @@ def test_ema_params_needs_params():
     tx = gk.ema_params(gk.sgd(0.1))
     with pytest.raises(ValueError, match="ema_params needs the params"):
         tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
+
+
+def test_wrappers_reject_bad_arguments():
+    with pytest.raises(TypeError, match="tx must be a gradient transformation"):
+        gk.skip_nonfinite(0.1)
+    with pytest.raises(TypeError, match=r"transforms\['a'\] must be a gradient transformation"):
+        gk.partition({"a": "adam"}, {"w": "a"})
+    with pytest.raises(ValueError, match="max_consecutive must be an integer >= 0, got -1"):
+        gk.skip_nonfinite(gk.sgd(0.1), max_consecutive=-1)
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\), got 1.5"):
+        gk.ema_params(gk.sgd(0.1), decay=1.5)

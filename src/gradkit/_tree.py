@@ -67,7 +67,7 @@ def _spread(spec: Tree, params: Tree, name: str) -> Tree:
         return jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, params)
     except (ValueError, TypeError) as error:
         raise ValueError(
-            f"the {name} tree does not fit the params tree (it must have the params' structure, or a prefix of it).\n"
+            f"the {name} tree does not match the params tree (it must have the params' structure, or a prefix of it).\n"
             f"  {name}:   {jax.tree.structure(spec)}\n  params: {jax.tree.structure(params)}\n"
             f"jax says: {str(error).splitlines()[0]}"
         ) from None

@@ -14,17 +14,12 @@ from typing import Any, NamedTuple
 
 import jax
 
-from gradkit import _tree
+from gradkit import _checks, _tree
 from gradkit.core import EmptyState, GradientTransformation, Params, State, Updates, keyword_filter
 
 Mask = Any  # a tree of bools shaped like the params (or a prefix of it), or params -> such a tree
 Labels = Any  # a tree of labels shaped like the params (or a prefix of it), or params -> such a tree
 Tree = Any
-
-
-def _check_transform(name: str, tx: Any) -> None:
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"{name} must be a gradient transformation (an object with init and update), got {tx!r}")
 
 
 def _view(tree: Tree, selected: Tree) -> Tree | None:
@@ -55,7 +50,7 @@ def masked(tx: GradientTransformation, mask: Mask) -> GradientTransformation:
 
     >>> tx = gk.chain(gk.adam(1e-3), gk.masked(gk.add_decayed_weights(1e-4), lambda p: {"w": True, "b": False}))
     """
-    _check_transform("tx", tx)
+    _checks.transformation("tx", tx)
     accepts = keyword_filter(tx)
 
     def init(params: Params) -> MaskedState:
@@ -133,7 +128,7 @@ def partition(transforms: Mapping[Hashable, GradientTransformation], labels: Lab
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError(f"transforms must be a non-empty dict from label to transformation, got {transforms!r}")
     for label, tx in transforms.items():
-        _check_transform(f"transforms[{label!r}]", tx)
+        _checks.transformation(f"transforms[{label!r}]", tx)
     accepts = {label: keyword_filter(tx) for label, tx in transforms.items()}
 
     def resolve(params: Params) -> Tree:

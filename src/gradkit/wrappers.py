@@ -18,11 +18,6 @@ from gradkit.core import GradientTransformation, Params, State, Updates, apply_u
 from gradkit.primitives import Scalar, update_moment
 
 
-def _check_transform(tx: Any) -> None:
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"tx must be a gradient transformation (an object with init and update), got {tx!r}")
-
-
 def _branch(pred: jax.Array, on_true: Callable, on_false: Callable, operand: Any) -> Any:
     """``lax.cond``, or a plain ``if`` when ``pred`` is known: eagerly, ``lax.cond`` would retrace both
     branches on every call (they close over the step's arrays)."""
@@ -65,7 +60,7 @@ def accumulate(tx: GradientTransformation, every: int) -> GradientTransformation
 
     >>> tx = gk.accumulate(gk.adamw(1e-3), every=4)   # updates are zero on 3 of every 4 calls
     """
-    _check_transform(tx)
+    _checks.transformation("tx", tx)
     _checks.integer("every", every, minimum=1)
     accepts = keyword_filter(tx)
 
@@ -126,7 +121,7 @@ def skip_nonfinite(tx: GradientTransformation, max_consecutive: int | None = Non
 
     >>> tx = gk.skip_nonfinite(gk.adam(1e-3), max_consecutive=10)
     """
-    _check_transform(tx)
+    _checks.transformation("tx", tx)
     if max_consecutive is not None:
         _checks.integer("max_consecutive", max_consecutive, minimum=0)
     accepts = keyword_filter(tx)
@@ -179,7 +174,7 @@ def ema_params(tx: GradientTransformation, decay: Scalar = 0.999) -> GradientTra
     >>> tx = gk.ema_params(gk.adamw(1e-3), decay=0.999)
     >>> eval_params = state.ema
     """
-    _check_transform(tx)
+    _checks.transformation("tx", tx)
     _checks.unit_interval("decay", decay)
     accepts = keyword_filter(tx)
 
