@@ -95,11 +95,16 @@ def _train(tx, model, steps: int, filtered: bool):
     x = jax.random.normal(jax.random.PRNGKey(1), (16, 3))
     y = jnp.sin(x.sum(1))
     view = (lambda m: eqx.filter(m, eqx.is_inexact_array)) if filtered else (lambda m: m)
-    state, losses = tx.init(view(model)), []
-    for _ in range(steps):
+
+    @eqx.filter_jit
+    def step(model, state):
         loss, grads = eqx.filter_value_and_grad(_loss)(model, x, y)
         updates, state = tx.update(grads, state, view(model))
-        model = eqx.apply_updates(model, updates)
+        return eqx.apply_updates(model, updates), state, loss
+
+    state, losses = tx.init(view(model)), []  # init outside jit, on the model as it is
+    for _ in range(steps):
+        model, state, loss = step(model, state)
         losses.append(float(loss))
     return np.asarray(losses)
 
