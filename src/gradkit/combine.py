@@ -48,7 +48,8 @@ def masked(tx: GradientTransformation, mask: Mask) -> GradientTransformation:
     leaves. Masks nest: ``masked(masked(tx, inner_mask), outer_mask)``. optax: ``optax.masked(tx, mask)``,
     same arguments; torch: a parameter group holding only the selected parameters.
 
-    >>> tx = gk.chain(gk.adam(1e-3), gk.masked(gk.add_decayed_weights(1e-4), lambda p: {"w": True, "b": False}))
+    >>> decay_matrices = gk.masked(gk.add_decayed_weights(1e-4), lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+    >>> tx = gk.chain(gk.scale_by_adam(), decay_matrices, gk.scale_by_learning_rate(1e-3))
     """
     _checks.transformation("tx", tx)
     accepts = keyword_filter(tx)
