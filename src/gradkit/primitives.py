@@ -12,11 +12,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from gradkit import _checks, _tree
 from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, increment
 
-Schedule = Callable[[jax.Array], jax.Array]
+Schedule = Callable[[ArrayLike], jax.Array]  # step -> lr; the step may be an int, a float or an array
 Scalar = Any  # a Python float or a JAX scalar
 
 
