@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 import gradkit as gk
@@ -93,6 +94,7 @@ def train_nnx(tx) -> np.ndarray:
     return np.asarray([float(train_step(model, optimizer, x, y)) for x, y in zip(xs, ys)])
 
 
+@pytest.mark.slow  # two nnx.jit compiles: ~8 s of CPU
 def test_flax_nnx_program_trains_the_same_with_gradkit():
     theirs = train_nnx(optax_tx())
     ours = train_nnx(gradkit_tx("linear1"))
@@ -120,6 +122,7 @@ def train_eqx(tx) -> np.ndarray:
     return np.asarray(losses)
 
 
+@pytest.mark.slow  # two filter_jit compiles: ~6 s of CPU
 def test_equinox_program_trains_the_same_with_gradkit():
     theirs = train_eqx(optax_tx().gradient_transformation())
     ours = train_eqx(gradkit_tx("layers/0"))
