@@ -10,6 +10,8 @@ Where things live (the lecture is the architecture):
     gk.core          the contract: GradientTransformation, chain, apply_updates
     gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+    gk.combine       parameter groups and masks: partition, labels_by_path, masked, set_to_zero, freeze
+    gk.wrappers      accumulate (gradient accumulation), skip_nonfinite, ema_params
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -18,6 +20,7 @@ Where things live (the lecture is the architecture):
 """
 
 from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, sharding, train
+from gradkit.combine import MaskedState, PartitionState, freeze, labels_by_path, masked, partition, set_to_zero
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
@@ -37,6 +40,14 @@ from gradkit.primitives import (
     update_moment,
 )
 from gradkit.sharding import abstract_state, state_shardings
+from gradkit.wrappers import (
+    AccumulateState,
+    EmaParamsState,
+    SkipNonfiniteState,
+    accumulate,
+    ema_params,
+    skip_nonfinite,
+)
 
 
 def _version() -> str:
@@ -52,14 +63,20 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
+    "AccumulateState",
     "AdamState",
     "ChainState",
+    "EmaParamsState",
     "EmptyState",
     "GradientTransformation",
+    "MaskedState",
     "MomentumState",
+    "PartitionState",
     "RmsState",
     "RssState",
+    "SkipNonfiniteState",
     "abstract_state",
+    "accumulate",
     "adagrad",
     "adam",
     "adamw",
@@ -68,11 +85,16 @@ __all__ = [
     "bias_correction",
     "chain",
     "clip_by_global_norm",
+    "ema_params",
+    "freeze",
     "gradcheck",
     "identity",
     "init",
+    "labels_by_path",
     "landscapes",
     "losses",
+    "masked",
+    "partition",
     "race",
     "regularizers",
     "rmsprop",
@@ -83,8 +105,10 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rss",
     "schedules",
+    "set_to_zero",
     "sgd",
     "sharding",
+    "skip_nonfinite",
     "state_shardings",
     "train",
     "update_moment",

@@ -81,3 +81,9 @@ def within(name: str, value: Any, low: float, high: float, open_low: bool = Fals
     v = number(name, value)
     if v is not None and np.any((v < low) | (v > high) | (open_low & (v == low)) | (open_high & (v == high))):
         _fail(name, f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}", value)
+
+
+def transformation(name: str, value: Any) -> None:
+    """A gradient transformation: any object with ``init`` and ``update`` (gradkit's, optax's)."""
+    if not (hasattr(value, "init") and hasattr(value, "update")):
+        raise TypeError(f"{name} must be a gradient transformation (an object with init and update), got {value!r}")
