@@ -10,6 +10,7 @@ Where things live (the lecture is the architecture):
     gk.core          the contract: GradientTransformation, chain, apply_updates
     gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+    gk.hyperparams   with_hyperparams (read/set hyperparameters in the state), reduce_on_plateau
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -18,6 +19,13 @@ Where things live (the lecture is the architecture):
 
 from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
+from gradkit.hyperparams import (
+    HyperparamsState,
+    PlateauState,
+    reduce_on_plateau,
+    set_hyperparams,
+    with_hyperparams,
+)
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
     AdamState,
@@ -26,6 +34,8 @@ from gradkit.primitives import (
     RssState,
     add_decayed_weights,
     bias_correction,
+    clip,
+    clip_by_block_rms,
     clip_by_global_norm,
     scale,
     scale_by_adam,
@@ -33,6 +43,7 @@ from gradkit.primitives import (
     scale_by_momentum,
     scale_by_rms,
     scale_by_rss,
+    scale_by_schedule,
     update_moment,
 )
 
@@ -43,7 +54,9 @@ __all__ = [
     "ChainState",
     "EmptyState",
     "GradientTransformation",
+    "HyperparamsState",
     "MomentumState",
+    "PlateauState",
     "RmsState",
     "RssState",
     "adagrad",
@@ -53,6 +66,8 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "chain",
+    "clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "gradcheck",
     "identity",
@@ -60,6 +75,7 @@ __all__ = [
     "landscapes",
     "losses",
     "race",
+    "reduce_on_plateau",
     "regularizers",
     "rmsprop",
     "scale",
@@ -68,8 +84,11 @@ __all__ = [
     "scale_by_momentum",
     "scale_by_rms",
     "scale_by_rss",
+    "scale_by_schedule",
     "schedules",
+    "set_hyperparams",
     "sgd",
     "train",
     "update_moment",
+    "with_hyperparams",
 ]
