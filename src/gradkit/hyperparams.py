@@ -39,8 +39,23 @@ def _is_float_scalar(value: Any) -> bool:
         return False
     if isinstance(value, float):
         return True
-    dtype = getattr(value, "dtype", None)
-    return dtype is not None and jnp.ndim(value) == 0 and jnp.issubdtype(dtype, jnp.floating)
+    if not isinstance(value, jax.Array | np.ndarray | np.generic):
+        return False
+    return jnp.ndim(value) == 0 and jnp.issubdtype(value.dtype, jnp.floating)
+
+
+def _held(value: Any, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """A numeric hyperparameter as ``(hi, lo)``, ``hi + lo`` its value to about twice ``dtype``'s precision.
+
+    A Python number gives weak-typed scalars, as a Python float is inside the plain optimizer: meeting a
+    bfloat16 array it computes in bfloat16 the same way, and a Python float written later has the same type,
+    so the jitted step does not recompile. An array keeps its dtype; a traced value has no hidden bits.
+    """
+    if _checks.concrete(value) is None:
+        return value, jnp.zeros_like(value)
+    if isinstance(value, int | float):
+        return tuple(jnp.asarray(float(x)) for x in _precise.split(value, dtype))
+    return tuple(jnp.asarray(x) for x in _precise.split(value, jnp.result_type(value)))
 
 
 def _classify(
@@ -48,16 +63,16 @@ def _classify(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Callable]]:
     """Split the arguments into (static, numeric, scheduled)."""
     fixed, numeric, scheduled = {}, {}, {}
+    parameters = inspect.signature(optimizer_fn).parameters
     for name, value in bound.arguments.items():
-        default = inspect.signature(optimizer_fn).parameters[name].default
-        numeric_default = isinstance(default, int | float) and not isinstance(default, bool)
+        default, annotation = parameters[name].default, str(parameters[name].annotation)
+        number_default = isinstance(default, int | float) and not isinstance(default, bool)
+        takes_schedule = number_default or default is inspect.Parameter.empty or "Schedule" in annotation
         if name in static:
             fixed[name] = value
-        elif _is_float_scalar(value) or (isinstance(value, int) and not isinstance(value, bool) and numeric_default):
+        elif _is_float_scalar(value) or (type(value) is int and isinstance(default, float)):
             numeric[name] = value
-        elif (
-            callable(value) and not isinstance(value, type) and (numeric_default or default is inspect.Parameter.empty)
-        ):
+        elif callable(value) and not isinstance(value, type) and takes_schedule:
             scheduled[name] = value
         else:
             fixed[name] = value  # bools, None, dtypes, masks, integer sizes and counts: part of the structure
@@ -94,9 +109,10 @@ def with_hyperparams(
     ``gk.scale_by_learning_rate(schedule)`` does (optax #415). Change a value between steps with
     ``gk.set_hyperparams(state, learning_rate=1e-4)``; the jitted step does not recompile.
 
-    What counts as numeric: floats and float scalars, and ints for parameters whose default is a number
-    (``weight_decay=0``). Schedules: callables for parameters whose default is a number or absent.
-    Everything else (bools, None, dtypes, masks, integer sizes) is fixed, as are the names in ``static``.
+    What counts as numeric: floats and float scalars, and ints for parameters whose default is a float
+    (``weight_decay=0``). Schedules: callables for parameters whose default is a number or absent or whose
+    annotation names ``Schedule``. Everything else (bools, None, dtypes, masks, ints such as sizes and
+    counts) is fixed and passed through, as are the names in ``static``.
 
     Differences from optax's ``inject_hyperparams``: the trajectory is bit-for-bit the plain optimizer's
     (a Python float keeps its double-precision value through ``1 - b2``; optax's drifts by 1e-3 relative
@@ -131,10 +147,7 @@ def with_hyperparams(
         def start() -> tuple[dict[str, jax.Array], dict[str, tuple[jax.Array, jax.Array]]]:
             values, precise = {}, {}
             for k, v in numeric.items():
-                if _checks.concrete(v) is None:  # traced: no more bits than it has
-                    hi, lo = jnp.asarray(v, dtype), jnp.zeros((), dtype)
-                else:
-                    hi, lo = (jnp.asarray(x) for x in _precise.split(v, dtype))
+                hi, lo = _held(v, dtype)
                 values[k], precise[k] = hi, (hi, lo)
             for k, v in scheduled_at(jnp.zeros((), jnp.int32)).items():
                 values[k], precise[k] = v, (v, jnp.zeros((), dtype))
@@ -156,7 +169,7 @@ def with_hyperparams(
                     f"with_hyperparams({optimizer_fn.__name__}) got a {type(state).__name__} state; pass the state "
                     "its init returned (or its last update)"
                 )
-            values = {k: jnp.asarray(v, dtype) for k, v in state.hyperparams.items()}
+            values = {k: jnp.asarray(v) for k, v in state.hyperparams.items()}
             # A value written since the low part was taken has no hidden bits.
             precise = {k: (v, jnp.where(v == state.precise[k][0], state.precise[k][1], 0)) for k, v in values.items()}
 
@@ -180,10 +193,10 @@ def set_hyperparams(state: State, **values: Any) -> State:
     """A copy of ``state`` in which each ``with_hyperparams`` state holding ``name`` uses ``values[name]`` next.
 
     Finds the ``HyperparamsState`` wherever it sits in ``state`` (inside chains, partitions, ...). The
-    value keeps its full precision (a Python float stays exact through ``1 - b2``) and its dtype, so the
+    value keeps its full precision (a Python float stays exact through ``1 - b2``) and its type, so the
     jitted step does not recompile. A scheduled hyperparameter is recomputed from the step after the
-    next update. Writing ``state.hyperparams["learning_rate"] = jnp.float32(1e-4)`` also works, at
-    float32 precision (a Python float there changes the argument type and recompiles once).
+    next update. Writing ``state.hyperparams["learning_rate"] = 1e-4`` also works, without recompiling,
+    at float32 precision.
 
     >>> state = gk.set_hyperparams(state, learning_rate=1e-4)
     """
@@ -196,12 +209,7 @@ def set_hyperparams(state: State, **values: Any) -> State:
         for name, value in values.items():
             if name in hyperparams:
                 _checks.number(name, value)
-                dtype = jnp.result_type(hyperparams[name])
-                hi, lo = (
-                    (jnp.asarray(value, dtype), jnp.zeros((), dtype))
-                    if _checks.concrete(value) is None
-                    else (jnp.asarray(x) for x in _precise.split(value, dtype))
-                )
+                hi, lo = _held(value, jnp.result_type(hyperparams[name]))
                 hyperparams[name], precise[name] = hi, (hi, lo)
                 found.add(name)
         return node._replace(hyperparams=hyperparams, precise=precise)
