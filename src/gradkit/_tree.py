@@ -82,11 +82,6 @@ def global_norm(tree: Tree) -> jax.Array:
     return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))
 
 
-def widen(x: jax.Array, *others: jax.Array) -> jax.Array:
-    """``x`` in the widest of its dtype, float32 and the dtypes of ``others`` (a low-precision state meets its update)."""
-    return x.astype(jnp.result_type(x.dtype, jnp.float32, *(o.dtype for o in others)))
-
-
 def cast_like(tree: Tree, like: Tree) -> Tree:
     """``tree`` with each leaf cast to the dtype of its leaf in ``like`` (a state stored in its own dtype)."""
     return jax.tree.map(lambda x, ref: x.astype(jnp.result_type(ref)), tree, like)

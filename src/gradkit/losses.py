@@ -193,8 +193,13 @@ def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1, where: Any =
         labels = jnp.moveaxis(labels, axis, -1)
     logits = jnp.moveaxis(logits, axis, -1)
     keep = None if where is None else _class_mask(where, logits, axis)
-    rows = None if keep is None else jnp.any(keep, axis=-1)
-    concrete_rows = None if rows is None or isinstance(rows, jax.core.Tracer) else np.asarray(rows)
+    concrete_rows = None
+    if keep is not None and not isinstance(where, jax.core.Tracer):  # checked on the rows that count
+        w = np.asarray(where)
+        if w.ndim == logits.ndim - 1:
+            concrete_rows = np.broadcast_to(w, logits.shape[:-1])
+        else:
+            concrete_rows = np.broadcast_to(np.moveaxis(w, axis, -1), logits.shape).any(-1)
     if jnp.issubdtype(labels.dtype, jnp.integer):
         if concrete_rows is None:
             _check_indices(labels, logits)

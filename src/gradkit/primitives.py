@@ -208,9 +208,10 @@ def scale_by_momentum(
 
     This is torch's convention (``dampening=0``); the lecture's ``v <- rho*v - lr*g`` is the same
     trajectory once the learning rate is applied after it (for a constant learning rate).
-    ``accumulator_dtype`` stores ``v`` in another dtype (e.g. bfloat16); ``v`` is formed in float32 or
-    wider, the update uses it unrounded and only the stored copy is rounded. optax ``trace(decay,
-    nesterov, accumulator_dtype)``, whose state field is called ``trace``.
+    ``accumulator_dtype`` stores ``v`` in another dtype (e.g. bfloat16): ``decay*v`` is formed in that
+    dtype, ``+ g`` in the wider of it and the gradient's; the update uses that sum and only the stored
+    copy is rounded (optax does exactly this). optax ``trace(decay, nesterov, accumulator_dtype)``, whose
+    state field is called ``trace``.
 
     >>> tx = gk.chain(gk.scale_by_momentum(0.9, nesterov=True), gk.scale_by_learning_rate(0.1))
     """
@@ -221,7 +222,7 @@ def scale_by_momentum(
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
         _tree.check_same_structure(updates, state.velocity, "optimizer state")
-        velocity = jax.tree.map(lambda v, g: decay * _tree.widen(v, g) + g, state.velocity, updates)
+        velocity = jax.tree.map(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
             updates = _tree.map_like(lambda g, v: g + decay * v, updates, velocity)
         else:
