@@ -64,8 +64,18 @@ def _classify(
     """Split the arguments into (static, numeric, scheduled)."""
     fixed, numeric, scheduled = {}, {}, {}
     parameters = inspect.signature(optimizer_fn).parameters
-    for name, value in bound.arguments.items():
-        default, annotation = parameters[name].default, str(parameters[name].annotation)
+    arguments = dict(bound.arguments)
+    for name, parameter in parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(name, {}))
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL and arguments.pop(name, ()):
+            raise TypeError(
+                f"with_hyperparams passes arguments by name; {optimizer_fn.__name__} got extra positional ones"
+            )
+    for name, value in arguments.items():
+        known = parameters.get(name)
+        default = inspect.Parameter.empty if known is None else known.default
+        annotation = "" if known is None else str(known.annotation)
         number_default = isinstance(default, int | float) and not isinstance(default, bool)
         takes_schedule = number_default or default is inspect.Parameter.empty or "Schedule" in annotation
         if name in static:
@@ -114,9 +124,10 @@ def with_hyperparams(
     annotation names ``Schedule``. Everything else (bools, None, dtypes, masks, ints such as sizes and
     counts) is fixed and passed through, as are the names in ``static``.
 
-    Differences from optax's ``inject_hyperparams``: the trajectory is bit-for-bit the plain optimizer's
-    (a Python float keeps its double-precision value through ``1 - b2``; optax's drifts by 1e-3 relative
-    over 100 Adam steps, #583/#1532); hyperparameters stay float32 (optax casts them to the params' dtype,
+    Differences from optax's ``inject_hyperparams``: the trajectory is the plain optimizer's, bit for bit
+    with the update jitted on its own and within an ulp inside one jitted train step, where XLA may fold
+    the plain optimizer's constants into its neighbours (a Python float keeps its double-precision value
+    through ``1 - b2``; optax's drifts by 1e-3 relative over 100 Adam steps, #583/#1532); hyperparameters stay float32 (optax casts them to the params' dtype,
     so ``b2=0.999`` becomes 1.0 in bfloat16); ``jax.jit(tx.init)`` works for any factory, since sizes and
     flags are never traced (#412); after an update the state holds the next step's values, as
     ``optimizer.param_groups[0]["lr"]`` does after torch's ``scheduler.step()`` (optax's holds the value
