@@ -12,6 +12,7 @@ Where things live (the lecture is the architecture):
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
     gk.combine       parameter groups and masks: partition, labels_by_path, masked, set_to_zero, freeze
     gk.wrappers      accumulate (gradient accumulation), skip_nonfinite, ema_params
+    gk.hyperparams   with_hyperparams (read/set hyperparameters in the state), reduce_on_plateau
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -22,6 +23,13 @@ Where things live (the lecture is the architecture):
 from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, sharding, train
 from gradkit.combine import MaskedState, PartitionState, freeze, labels_by_path, masked, partition, set_to_zero
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
+from gradkit.hyperparams import (
+    HyperparamsState,
+    PlateauState,
+    reduce_on_plateau,
+    set_hyperparams,
+    with_hyperparams,
+)
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
     AdamState,
@@ -30,6 +38,8 @@ from gradkit.primitives import (
     RssState,
     add_decayed_weights,
     bias_correction,
+    clip,
+    clip_by_block_rms,
     clip_by_global_norm,
     scale,
     scale_by_adam,
@@ -37,6 +47,7 @@ from gradkit.primitives import (
     scale_by_momentum,
     scale_by_rms,
     scale_by_rss,
+    scale_by_schedule,
     update_moment,
 )
 from gradkit.sharding import abstract_state, state_shardings
@@ -69,9 +80,11 @@ __all__ = [
     "EmaParamsState",
     "EmptyState",
     "GradientTransformation",
+    "HyperparamsState",
     "MaskedState",
     "MomentumState",
     "PartitionState",
+    "PlateauState",
     "RmsState",
     "RssState",
     "SkipNonfiniteState",
@@ -84,6 +97,8 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "chain",
+    "clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "ema_params",
     "freeze",
@@ -96,6 +111,7 @@ __all__ = [
     "masked",
     "partition",
     "race",
+    "reduce_on_plateau",
     "regularizers",
     "rmsprop",
     "scale",
@@ -104,7 +120,9 @@ __all__ = [
     "scale_by_momentum",
     "scale_by_rms",
     "scale_by_rss",
+    "scale_by_schedule",
     "schedules",
+    "set_hyperparams",
     "set_to_zero",
     "sgd",
     "sharding",
@@ -112,4 +130,5 @@ __all__ = [
     "state_shardings",
     "train",
     "update_moment",
+    "with_hyperparams",
 ]

@@ -240,3 +240,8 @@ def global_norm(tree: Tree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     squares = [jnp.sum(abs_sq(x), dtype=jnp.promote_types(real_dtype(x.dtype), jnp.float32)) for x in leaves]
     return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))
+
+
+def cast_like(tree: Tree, like: Tree) -> Tree:
+    """``tree`` with each leaf cast to the dtype of its leaf in ``like`` (a state stored in its own dtype)."""
+    return jax.tree.map(lambda x, ref: x.astype(jnp.result_type(ref)), tree, like)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gradkit import _checks, _tree
+from gradkit import _checks, _precise, _tree
 from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, increment
 
 Schedule = Callable[[ArrayLike], jax.Array]  # step -> lr; the step may be an int, a float or an array
@@ -24,20 +24,24 @@ Scalar = Any  # a Python float or a JAX scalar
 # -- shared moment helpers ------------------------------------------------------------------------
 
 
-def update_moment(g: Updates, moment: Updates, decay: Scalar, order: int) -> Updates:
+def update_moment(g: Updates, moment: Updates, decay: Scalar, order: int, wide: bool = False) -> Updates:
     """Exponential moving average of ``g**order``: ``m <- decay*m + (1-decay)*g^order``, in the moment's dtype.
 
     For ``order=2`` the power is ``|g|^2 = g*conj(g)``, so complex gradients give a real second moment.
     The sum is formed in float32 or wider and rounded to the moment's dtype once: a bfloat16 moment gets
-    one rounding per step, not three (and XLA fuses the step into fewer loops).
+    one rounding per step, not three (and XLA fuses the step into fewer loops). ``wide=True`` returns the
+    unrounded sum (float32 or wider) so the caller can use it before storing it rounded, as optax does.
     """
     _tree.check_same_structure(g, moment, "optimizer state")
     power = (lambda x: x) if order == 1 else _tree.abs_sq
+    complement = _precise.one_minus(decay)  # 1 - decay without float32 cancellation for injected decays
 
     def ema(m: jax.Array, x: jax.Array) -> jax.Array:
         wide = jnp.promote_types(m.dtype, jnp.float32)  # low-precision moments are rounded once, at the end
-        return decay * m.astype(wide) + (1 - decay) * power(x.astype(jnp.promote_types(x.dtype, wide)))
+        return decay * m.astype(wide) + complement * power(x.astype(jnp.promote_types(x.dtype, wide)))
 
+    if wide:
+        return jax.tree.map(ema, moment, g)
     return _tree.map_like(ema, moment, g)
 
 
@@ -103,23 +107,90 @@ def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
-def add_decayed_weights(weight_decay: Scalar, mask: Any = None) -> GradientTransformation:
+def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
+    """Multiply by a schedule of the step: ``u = schedule(t - 1) * g`` (the first update uses ``schedule(0)``).
+
+    No sign flip: this is optax's ``scale_by_schedule(step_size_fn)``, same count. For a learning rate
+    (``u = -lr(t) * g``) use ``gk.scale_by_learning_rate(schedule)``.
+
+    >>> tx = gk.chain(gk.scale_by_adam(), gk.scale_by_schedule(lambda t: -1e-3 * 0.99**t))
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule must be a function step -> factor, got {schedule!r}; for a constant use gk.scale")
+
+    def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        factor = schedule(count)
+        return _tree.map_like(lambda g: factor * g, updates), state
+
+    return chain(Stepped(lambda params: EmptyState(), update))
+
+
+def clip(max_delta: Scalar) -> GradientTransformation:
+    """Clip each entry to ``[-max_delta, max_delta]``: ``u = min(max(g, -max_delta), max_delta)``.
+
+    optax ``clip(max_delta)``; torch ``nn.utils.clip_grad_value_(params, clip_value=max_delta)``.
+
+    >>> tx = gk.chain(gk.clip(1.0), gk.sgd(0.1))
+    """
+    _checks.non_negative("max_delta", max_delta)
+
+    def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        return _tree.map_like(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
+    """Rescale each leaf (block) so its root mean square is at most ``threshold``:
+    ``u = g / max(1, rms(g) / threshold)``, ``rms(g) = sqrt(mean |g|^2)`` over the leaf.
+
+    optax ``clip_by_block_rms(threshold)`` (the same formula, per leaf).
+
+    >>> tx = gk.chain(gk.clip_by_block_rms(1.0), gk.adam(1e-3))
+    """
+    _checks.positive("threshold", threshold)
+
+    def block(g: jax.Array) -> jax.Array:
+        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(g)))
+        return g / jnp.maximum(1.0, rms / threshold)
+
+    def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        return _tree.map_like(block, updates), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def add_decayed_weights(weight_decay: Scalar | Schedule, mask: Any = None) -> GradientTransformation:
     """Add the weight-decay term: ``u = g + weight_decay * W`` (needs ``params``).
 
-    ``mask`` selects the leaves that decay: a pytree of bools shaped like the params, or a function
-    ``params -> tree of bools`` (e.g. to leave biases alone). Before the learning rate this is L2
-    regularization in the gradient; after an adaptive scaling it is AdamW's decoupled decay.
+    ``weight_decay`` is a number or a schedule ``step -> weight_decay`` (evaluated at the number of
+    completed updates, like a learning-rate schedule). ``mask`` selects the leaves that decay: a pytree
+    of bools shaped like the params, or a function ``params -> tree of bools`` (e.g. to leave biases
+    alone). Before the learning rate this is L2 regularization in the gradient; after an adaptive
+    scaling it is AdamW's decoupled decay. optax ``add_decayed_weights(weight_decay, mask)``.
 
     >>> tx = gk.add_decayed_weights(1e-4, mask=lambda p: {"w": True, "b": False})
     """
     _checks.non_negative("weight_decay", weight_decay)
 
-    def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+    def decay(updates: Updates, params: Params, rate: Scalar) -> Updates:
         if params is None:
             raise ValueError("add_decayed_weights needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
         decays = _tree.resolve_mask(mask, params)
-        return _tree.map_like(lambda g, w, d: g + weight_decay * w if d else g, updates, params, decays), state
+        return _tree.map_like(lambda g, w, d: g + rate * w if d else g, updates, params, decays)
+
+    if callable(weight_decay):
+
+        def update_scheduled(
+            updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any
+        ):
+            return decay(updates, params, weight_decay(count)), state
+
+        return chain(Stepped(lambda params: EmptyState(), update_scheduled))
+
+    def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        return decay(updates, params, weight_decay), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
 
@@ -137,27 +208,33 @@ class MomentumState(NamedTuple):
     velocity: Updates
 
 
-def scale_by_momentum(decay: Scalar = 0.9, nesterov: bool = False) -> GradientTransformation:
+def scale_by_momentum(
+    decay: Scalar = 0.9, nesterov: bool = False, accumulator_dtype: Any = None
+) -> GradientTransformation:
     """Heavy-ball momentum: ``v <- decay*v + g``; the update is ``v``, or ``g + decay*v`` with Nesterov.
 
     This is torch's convention (``dampening=0``); the lecture's ``v <- rho*v - lr*g`` is the same
     trajectory once the learning rate is applied after it (for a constant learning rate).
+    ``accumulator_dtype`` stores ``v`` in another dtype (e.g. bfloat16): ``decay*v`` is formed in that
+    dtype, ``+ g`` in the wider of it and the gradient's; the update uses that sum and only the stored
+    copy is rounded (optax does exactly this). optax ``trace(decay, nesterov, accumulator_dtype)``, whose
+    state field is called ``trace``.
 
     >>> tx = gk.chain(gk.scale_by_momentum(0.9, nesterov=True), gk.scale_by_learning_rate(0.1))
     """
     _checks.unit_interval("decay", decay)
 
     def init(params: Params) -> MomentumState:
-        return MomentumState(_tree.zeros_like(params))
+        return MomentumState(_tree.zeros_like(params, accumulator_dtype))
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
         _tree.check_same_structure(updates, state.velocity, "optimizer state")
-        velocity = _tree.map_like(lambda v, g: decay * v + g, state.velocity, updates)
+        velocity = jax.tree.map(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
             updates = _tree.map_like(lambda g, v: g + decay * v, updates, velocity)
         else:
             updates = _tree.map_like(lambda g, v: v, updates, velocity)
-        return updates, MomentumState(velocity)
+        return updates, MomentumState(_tree.cast_like(velocity, state.velocity))
 
     return GradientTransformation(init, update)
 
@@ -246,6 +323,7 @@ def scale_by_adam(
     eps_root: Scalar = 0.0,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
+    nesterov: bool = False,
 ) -> GradientTransformation:
     """Adam's scaling (Kingma & Ba, 2015), without the learning rate::
 
@@ -255,9 +333,13 @@ def scale_by_adam(
         v_hat = v / (1 - b2^t)
         u = m_hat / (sqrt(v_hat + eps_root) + eps)
 
-    ``mu_dtype`` / ``nu_dtype`` store the moments in another dtype (e.g. bfloat16); the bias correction
-    is computed in float32 or wider either way. Same as optax's ``scale_by_adam``; torch computes
-    ``m/(1-b1^t) / (sqrt(v)/sqrt(1-b2^t) + eps)``, the same number up to rounding.
+    ``nesterov=True`` looks the first moment one step ahead (NAdam, Dozat 2016, as optax's
+    ``nesterov=True``): ``m_hat = b1 * m / (1 - b1^(t+1)) + (1-b1) * g / (1 - b1^t)``.
+    ``mu_dtype`` / ``nu_dtype`` store the moments in another dtype (e.g. bfloat16): the moments are
+    formed in float32 or wider, the update uses them unrounded and only the stored copies are rounded
+    (optax does the same for ``mu_dtype``); the bias correction is computed in float32 or wider either
+    way. Same as optax's ``scale_by_adam``; torch computes ``m/(1-b1^t) / (sqrt(v)/sqrt(1-b2^t) + eps)``,
+    the same number up to rounding.
 
     >>> tx = gk.chain(gk.scale_by_adam(), gk.scale_by_learning_rate(1e-3))
     """
@@ -271,11 +353,16 @@ def scale_by_adam(
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
         t = increment(count)
-        mu = update_moment(updates, state.mu, b1, order=1)
-        nu = update_moment(updates, state.nu, b2, order=2)
-        mu_hat, nu_hat = bias_correction(mu, b1, t), bias_correction(nu, b2, t)
+        mu = update_moment(updates, state.mu, b1, order=1, wide=True)
+        nu = update_moment(updates, state.nu, b2, order=2, wide=True)
+        if nesterov:
+            ahead, now = bias_correction(mu, b1, increment(t)), bias_correction(updates, b1, t)
+            mu_hat = jax.tree.map(lambda m, g: b1 * m + _precise.one_minus(b1) * g, ahead, now)
+        else:
+            mu_hat = bias_correction(mu, b1, t)
+        nu_hat = bias_correction(nu, b2, t)
         updates = _tree.map_like(lambda g, m, v: m / (jnp.sqrt(v + eps_root) + eps), updates, mu_hat, nu_hat)
-        return updates, AdamState(mu, nu)
+        return updates, AdamState(_tree.cast_like(mu, state.mu), _tree.cast_like(nu, state.nu))
 
     return chain(Stepped(init, update))
 
@@ -287,6 +374,8 @@ __all__ = [
     "RssState",
     "add_decayed_weights",
     "bias_correction",
+    "clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "scale",
     "scale_by_adam",
@@ -294,5 +383,6 @@ __all__ = [
     "scale_by_momentum",
     "scale_by_rms",
     "scale_by_rss",
+    "scale_by_schedule",
     "update_moment",
 ]
