@@ -10,6 +10,8 @@ Where things live (the lecture is the architecture):
     gk.core          the contract: GradientTransformation, chain, apply_updates
     gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+    gk.linesearch    zoom_linesearch (strong Wolfe), backtracking_linesearch (Armijo), value_and_grad_from_state
+    gk.lbfgs, gk.minimize   L-BFGS (two-loop recursion + line search); minimize(f, params): a full-batch solve
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -18,6 +20,9 @@ Where things live (the lecture is the architecture):
 
 from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
+from gradkit.lbfgs import LbfgsState, lbfgs, scale_by_lbfgs
+from gradkit.linesearch import LineSearchState, backtracking_linesearch, value_and_grad_from_state, zoom_linesearch
+from gradkit.minimize import MinimizeResult, minimize
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
     AdamState,
@@ -43,6 +48,9 @@ __all__ = [
     "ChainState",
     "EmptyState",
     "GradientTransformation",
+    "LbfgsState",
+    "LineSearchState",
+    "MinimizeResult",
     "MomentumState",
     "RmsState",
     "RssState",
@@ -51,6 +59,7 @@ __all__ = [
     "adamw",
     "add_decayed_weights",
     "apply_updates",
+    "backtracking_linesearch",
     "bias_correction",
     "chain",
     "clip_by_global_norm",
@@ -58,12 +67,15 @@ __all__ = [
     "identity",
     "init",
     "landscapes",
+    "lbfgs",
     "losses",
+    "minimize",
     "race",
     "regularizers",
     "rmsprop",
     "scale",
     "scale_by_adam",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_momentum",
     "scale_by_rms",
@@ -72,4 +84,6 @@ __all__ = [
     "sgd",
     "train",
     "update_moment",
+    "value_and_grad_from_state",
+    "zoom_linesearch",
 ]
