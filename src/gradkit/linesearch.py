@@ -165,6 +165,7 @@ class _Zoom(NamedTuple):
     lo_grad: Params
     hi: tuple
     zooming: jax.Array
+    near_end: jax.Array  # the last zoom trial was within 10% of an end of the bracket
     done: jax.Array
     evaluations: jax.Array
 
@@ -179,16 +180,16 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
 
     Bracketing (3.5): while the trials keep decreasing ``f`` and ``phi'(t) < 0``, extrapolate to the cubic
     minimizer through the last two trials, kept in ``[t + 0.01 (t - t_prev), 10 t]``. Zoom (3.6): once
-    ``[lo, hi]`` brackets an acceptable step, try the cubic minimizer of ``lo`` and ``hi`` (eq. 3.59), kept
-    10% of the bracket away from its ends. When ``max_steps`` evaluations pass without success, the lowest
+    ``[lo, hi]`` brackets an acceptable step, try the cubic minimizer of ``lo`` and ``hi`` (eq. 3.59); of two
+    trials in a row within 10% of an end of the bracket, the second is moved to 10% inside. When ``max_steps`` evaluations pass without success, the lowest
     point that decreased ``f`` enough is taken (``t = 0`` if none) and ``state.failed`` is set; so it is
     when ``d`` is not downhill (``phi'(0) >= 0``). A non-finite ``phi(0)`` or ``phi'(0)`` gives NaN updates.
 
     Args: ``max_steps=20`` (value_and_grad evaluations per search), ``c1=1e-4``, ``c2=0.9``, ``0 < c1 < c2 < 1``.
     optax: ``scale_by_zoom_linesearch(max_linesearch_steps=max_steps, slope_rtol=c1, curv_rtol=c2)``.
-    torch: ``LBFGS(line_search_fn="strong_wolfe")`` has the same tests, constants and bracketing bounds
-    (``max_ls=25``); its zoom keeps a trial closer than 10% to an end once, then moves it. scipy's L-BFGS-B
-    uses Moré-Thuente instead (``c1=1e-3``, ``c2=0.9``).
+    torch: ``LBFGS(line_search_fn="strong_wolfe")`` uses the same tests, constants and safeguards; it also
+    stops when the bracket is shorter than ``tolerance_change / max|d|`` and allows at most ``max_eval``
+    evaluations per ``step()``. scipy's L-BFGS-B uses Moré-Thuente instead (``c1=1e-3``, ``c2=0.9``).
 
     >>> tx = gk.chain(gk.scale(-1.0), gk.zoom_linesearch())   # steepest descent with strong-Wolfe steps
     >>> updates, state = tx.update(grads, state, params, value=f(params), grad=grads, value_fn=f)
@@ -229,7 +230,14 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
             lo = _select(better, trial, z.lo)
             zooming = z.zooming | ~better | (slope >= 0)
             left, right = jnp.minimum(lo[0], hi[0]), jnp.maximum(lo[0], hi[0])
-            inside = _cubic_minimizer(lo, hi, left + 0.1 * (right - left), right - 0.1 * (right - left))
+            inside = _cubic_minimizer(lo, hi, left, right)
+            # Safeguard: a trial within 10% of an end of the bracket is tried once; if the next is too (or
+            # the cubic lands on an end), it moves to 10% inside, so the bracket keeps shrinking.
+            margin = 0.1 * (right - left)
+            near_end = zooming & (jnp.minimum(right - inside, inside - left) < margin)
+            move = near_end & (z.near_end | (inside >= right) | (inside <= left))
+            to_right = jnp.abs(inside - right) < jnp.abs(inside - left)
+            inside = jnp.where(move, jnp.where(to_right, right - margin, left + margin), inside)
             beyond = _cubic_minimizer(hi, lo, lo[0] + 0.01 * (lo[0] - hi[0]), 10 * lo[0])
             return _Zoom(
                 jnp.where(zooming, inside, beyond),
@@ -237,6 +245,7 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
                 _select(better, g, z.lo_grad),
                 hi,
                 zooming,
+                near_end & ~move,
                 done,
                 z.evaluations + 1,
             )
@@ -245,7 +254,7 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
         start = (jnp.zeros((), dtype), phi0, slope0)
         no = jnp.zeros((), bool)
         grad = _tree.map_like(lambda p, g: g, params, grad)
-        z = _Zoom(jnp.ones((), dtype), start, grad, start, no, no, jnp.zeros((), jnp.int32))
+        z = _Zoom(jnp.ones((), dtype), start, grad, start, no, no, no, jnp.zeros((), jnp.int32))
         z = jax.lax.while_loop(lambda z: downhill & ~z.done & (z.evaluations < max_steps), search, z)
         t = z.lo[0]
         return _finish(updates, t, phi0, slope0), LineSearchState(t, z.lo[1], z.lo_grad, z.evaluations, ~z.done)
