@@ -171,7 +171,7 @@ def optax_solver(p: Problem) -> tuple[Callable[[], dict], float]:
             return optax.apply_updates(x, updates), state, k + 1, evals + steps
 
         def running(carry):
-            x, state, k, _ = carry
+            _x, state, k, _ = carry
             grad = otu.tree_get(state, "grad")
             return (k == 0) | ((k < MAX_ITER) & (otu.tree_norm(grad) > TOL))
 
@@ -184,7 +184,7 @@ def optax_solver(p: Problem) -> tuple[Callable[[], dict], float]:
     compile_s = time.perf_counter() - began
 
     def run() -> dict:
-        x, value, grad_norm, k, evals = jax.block_until_ready(compiled(x0))
+        _x, value, grad_norm, k, evals = jax.block_until_ready(compiled(x0))
         return {"iterations": int(k), "evaluations": int(evals), "value": float(value), "grad_norm": float(grad_norm)}
 
     return run, compile_s
@@ -247,7 +247,12 @@ def torch_solver(p: Problem) -> tuple[Callable[[], dict], float]:
     return run, 0.0
 
 
-SOLVERS = {"gradkit": gradkit_solver, "scipy L-BFGS-B": scipy_solver, "optax.lbfgs": optax_solver, "torch LBFGS": torch_solver}
+SOLVERS = {
+    "gradkit": gradkit_solver,
+    "scipy L-BFGS-B": scipy_solver,
+    "optax.lbfgs": optax_solver,
+    "torch LBFGS": torch_solver,
+}
 
 
 def timed(run: Callable[[], dict], repeats: int, budget_s: float) -> tuple[dict, list[float]]:
@@ -319,11 +324,15 @@ def load() -> str:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"Measured {report['date']} on {report['machine']['cpu']} ({report['machine']['cores']} cores, shared), "
-        f"jax {report['machine']['jax']}, scipy {report['machine']['scipy']}, optax {report['machine']['optax']}, "
-        f"torch {report['machine']['torch']}. Load before: `{report['load_before']}`; after: `{report['load_after']}`.",
-        f"float64, memory 10, stop at ||g||_2 <= {TOL:g}; time per solve = median (min - max) of the repeats, "
-        "compiled; compile time apart.",
+        (
+            f"Measured {report['date']} on {report['machine']['cpu']} ({report['machine']['cores']} cores, shared), "
+            f"jax {report['machine']['jax']}, scipy {report['machine']['scipy']}, optax {report['machine']['optax']}, "
+            f"torch {report['machine']['torch']}. Load before: `{report['load_before']}`; after: `{report['load_after']}`."
+        ),
+        (
+            f"float64, memory 10, stop at ||g||_2 <= {TOL:g}; time per solve = median (min - max) of the repeats, "
+            "compiled; compile time apart."
+        ),
         "",
         "| problem | solver | iterations | evaluations | final f | final \\|\\|g\\|\\| | time per solve | vs scipy | compile |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -364,7 +373,7 @@ def main() -> int:
     # threadpool_limits only reaches BLAS libraries already loaded: load scipy's L-BFGS-B first.
     scipy.optimize.minimize(rosenbrock_np, np.zeros(2), jac=True, method="L-BFGS-B")
     report: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "load_before": load(),
         "tol": TOL,
@@ -394,7 +403,7 @@ def main() -> int:
     table = markdown(report)
     print(table)
     if not args.no_write:
-        day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")
+        day = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d")
         out = ROOT / "benchmarks" / "results" / f"lbfgs-{day}.json"
         out.write_text(json.dumps(report, indent=2) + "\n")
         docs = ROOT / "docs" / "lbfgs.md"
