@@ -180,16 +180,18 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
 
     Bracketing (3.5): while the trials keep decreasing ``f`` and ``phi'(t) < 0``, extrapolate to the cubic
     minimizer through the last two trials, kept in ``[t + 0.01 (t - t_prev), 10 t]``. Zoom (3.6): once
-    ``[lo, hi]`` brackets an acceptable step, try the cubic minimizer of ``lo`` and ``hi`` (eq. 3.59); of two
-    trials in a row within 10% of an end of the bracket, the second is moved to 10% inside. When ``max_steps`` evaluations pass without success, the lowest
-    point that decreased ``f`` enough is taken (``t = 0`` if none) and ``state.failed`` is set; so it is
-    when ``d`` is not downhill (``phi'(0) >= 0``). A non-finite ``phi(0)`` or ``phi'(0)`` gives NaN updates.
+    ``[lo, hi]`` brackets an acceptable step, try the cubic minimizer of ``lo`` and ``hi`` (eq. 3.59); of
+    two trials in a row within 10% of an end of the bracket, the second is moved to 10% inside. When
+    ``max_steps`` evaluations pass without success, the lowest point that decreased ``f`` enough is taken
+    (``t = 0`` if none) and ``state.failed`` is set; so it is when ``d`` is not downhill (``phi'(0) >= 0``).
+    A non-finite ``phi(0)`` or ``phi'(0)`` gives NaN updates.
 
     Args: ``max_steps=20`` (value_and_grad evaluations per search), ``c1=1e-4``, ``c2=0.9``, ``0 < c1 < c2 < 1``.
     optax: ``scale_by_zoom_linesearch(max_linesearch_steps=max_steps, slope_rtol=c1, curv_rtol=c2)``.
     torch: ``LBFGS(line_search_fn="strong_wolfe")`` uses the same tests, constants and safeguards; it also
-    stops when the bracket is shorter than ``tolerance_change / max|d|`` and allows at most ``max_eval``
-    evaluations per ``step()``. scipy's L-BFGS-B uses Moré-Thuente instead (``c1=1e-3``, ``c2=0.9``).
+    stops when the bracket is shorter than ``tolerance_change / max|d|``, allows at most ``max_eval``
+    evaluations per ``step()``, and after a trial that fails sufficient decrease but is lower than ``lo``
+    makes it the new ``lo`` (N&W keep ``lo``). scipy's L-BFGS-B uses Moré-Thuente instead (``c1=1e-3``, ``c2=0.9``).
 
     >>> tx = gk.chain(gk.scale(-1.0), gk.zoom_linesearch())   # steepest descent with strong-Wolfe steps
     >>> updates, state = tx.update(grads, state, params, value=f(params), grad=grads, value_fn=f)
