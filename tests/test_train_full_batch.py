@@ -24,6 +24,7 @@ def objective(w, b, x, y, l2):
     return ce.mean() + l2 * np.sum(w**2)
 
 
+@pytest.mark.slow
 def test_lbfgs_linear_reaches_sklearn_logistic_regression_objective(tmp_path, capsys):
     sklearn = pytest.importorskip("sklearn.linear_model")
     threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -45,6 +46,8 @@ def test_lbfgs_linear_reaches_sklearn_logistic_regression_objective(tmp_path, ca
     assert run["solve"]["objective"] == pytest.approx(theirs, rel=1e-6)
 
 
-def test_lbfgs_refuses_augmentation(capsys):
+def test_lbfgs_refuses_augmentation_and_sweeps(capsys):
     assert main(["train", "--optimizer", "lbfgs", "--augment", "shift"]) == 2
     assert "pass --augment none" in capsys.readouterr().err
+    assert main(["train", "--optimizer", "lbfgs", "--sweep", "l2=1e-3,1e-2"]) == 2
+    assert "--sweep: full-batch L-BFGS runs once" in capsys.readouterr().err

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown --model {args.model!r}; choose mlp or linear")
         if args.augment not in (None, "none"):
             raise ValueError("--augment: full-batch L-BFGS needs the same loss at every step; pass --augment none")
+        if args.sweep:
+            raise ValueError("--sweep: full-batch L-BFGS runs once; sweep --l2 by running it once per value")
         if args.max_iter < 0 or not args.tol >= 0:
             raise ValueError(f"--max-iter and --tol must be >= 0, got {args.max_iter} and {args.tol}")
         optimizer = gk.lbfgs(memory_size=args.memory_size)
