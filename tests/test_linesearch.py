@@ -56,9 +56,9 @@ def test_zoom_step_satisfies_strong_wolfe_and_matches_torch(start, scale):
         x = jnp.asarray(start)
         d = -scale * jax.grad(rosenbrock)(x)
         t, ls = search(gk.zoom_linesearch(max_steps=25, c1=c1, c2=c2), rosenbrock, x, d)
-        f0, slope0 = rosenbrock(x), jax.grad(rosenbrock)(x) @ d
+        f0, slope0 = float(rosenbrock(x)), float(jax.grad(rosenbrock)(x) @ d)
         f, g = jax.value_and_grad(rosenbrock)(x + t * d)
-        slope = g @ d
+        f, slope, g = float(f), float(g @ d), np.asarray(g)
     assert not ls.failed and t > 0
     assert f <= f0 + c1 * t * slope0
     assert abs(slope) <= c2 * abs(slope0)
