@@ -13,6 +13,8 @@ Where things live (the lecture is the architecture):
     gk.combine       parameter groups and masks: partition, labels_by_path, masked, set_to_zero, freeze
     gk.wrappers      accumulate (gradient accumulation), skip_nonfinite, ema_params
     gk.hyperparams   with_hyperparams (read/set hyperparameters in the state), reduce_on_plateau
+    gk.linesearch    zoom_linesearch (strong Wolfe), backtracking_linesearch (Armijo), value_and_grad_from_state
+    gk.lbfgs, gk.minimize   L-BFGS (two-loop recursion + line search); minimize(f, params): a full-batch solve
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -30,6 +32,9 @@ from gradkit.hyperparams import (
     set_hyperparams,
     with_hyperparams,
 )
+from gradkit.lbfgs import LbfgsState, lbfgs, scale_by_lbfgs
+from gradkit.linesearch import LineSearchState, backtracking_linesearch, value_and_grad_from_state, zoom_linesearch
+from gradkit.minimize import MinimizeResult, minimize
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradkit.primitives import (
     AdamState,
@@ -81,7 +86,10 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "HyperparamsState",
+    "LbfgsState",
+    "LineSearchState",
     "MaskedState",
+    "MinimizeResult",
     "MomentumState",
     "PartitionState",
     "PlateauState",
@@ -95,6 +103,7 @@ __all__ = [
     "adamw",
     "add_decayed_weights",
     "apply_updates",
+    "backtracking_linesearch",
     "bias_correction",
     "chain",
     "clip",
@@ -107,8 +116,10 @@ __all__ = [
     "init",
     "labels_by_path",
     "landscapes",
+    "lbfgs",
     "losses",
     "masked",
+    "minimize",
     "partition",
     "race",
     "reduce_on_plateau",
@@ -116,6 +127,7 @@ __all__ = [
     "rmsprop",
     "scale",
     "scale_by_adam",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_momentum",
     "scale_by_rms",
@@ -130,5 +142,7 @@ __all__ = [
     "state_shardings",
     "train",
     "update_moment",
+    "value_and_grad_from_state",
     "with_hyperparams",
+    "zoom_linesearch",
 ]

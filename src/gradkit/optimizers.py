@@ -12,6 +12,7 @@ from typing import Any
 
 from gradkit import _checks
 from gradkit.core import GradientTransformation, chain
+from gradkit.lbfgs import lbfgs
 from gradkit.primitives import (
     Scalar,
     Schedule,
@@ -153,6 +154,7 @@ BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
     "adagrad": adagrad,
     "adam": adam,
     "adamw": adamw,
+    "lbfgs": lbfgs,
     "rmsprop": rmsprop,
     "sgd": sgd,
 }

@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from gradkit import optimizers, schedules
+from gradkit.cli import train_full_batch
 from gradkit.train import data as datasets
 from gradkit.train import loop, models, report
 
 # Built from the modules, so a new optimizer or schedule is selectable without touching this file.
-OPTIMIZERS: dict[str, Callable] = optimizers.BY_NAME
+# Full-batch optimizers (L-BFGS) run in train_full_batch instead of the mini-batch epochs.
+OPTIMIZERS: dict[str, Callable] = {k: v for k, v in optimizers.BY_NAME.items() if k not in train_full_batch.OPTIMIZERS}
 # A schedule is a function whose first argument is its learning-rate value (value, init_value, peak_value, ...).
 SCHEDULES: dict[str, Callable] = {
     name: fn
@@ -87,7 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--hidden", default="1024", help="MLP hidden widths, comma-separated (default 1024)")
     o = parser.add_argument_group("optimization (defaults: the lecture's recipe)")
-    o.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
+    o.add_argument(
+        "--optimizer",
+        default="adamw",
+        help=f"one of {', '.join(OPTIMIZERS)} (default adamw), or lbfgs (full batch, see below)",
+    )
     o.add_argument(
         "--lr",
         type=float,
@@ -138,9 +144,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--out", metavar="DIR", help="write metrics.json and curves.png there (only if the run succeeds)")
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
+    train_full_batch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.optimizer in train_full_batch.OPTIMIZERS:
+        return train_full_batch.run(args)
     began = time.perf_counter()
     try:
         plan = _plan(args)
