@@ -1,0 +1,121 @@
+"""Muon (Jordan et al., 2024): momentum whose matrix steps are orthogonalised, AdamW for every other leaf.
+
+The split between matrices and the rest is a mask on ``ndim`` resolved here; once ``gk.partition``
+(combine.py) lands it is ``gk.partition({"muon": ..., "adamw": ...}, labels)`` and ``_by_ndim`` goes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradkit.core import GradientTransformation, Params, Updates, chain
+from gradkit.optimizers.lecture import _unless_zero, adamw
+from gradkit.primitives import (
+    MUON_COEFFICIENTS,
+    Scalar,
+    Schedule,
+    add_decayed_weights,
+    orthogonalise,
+    scale,
+    scale_by_fan_ratio,
+    scale_by_learning_rate,
+    scale_by_momentum,
+)
+
+
+class MuonState(NamedTuple):
+    matrices: Any  # the Muon chain's state, on the leaves with >= 2 dims
+    others: Any  # the AdamW chain's state, on vectors and scalars
+
+
+def _is_matrix(x: jax.Array) -> bool:
+    return jnp.ndim(x) >= 2
+
+
+def _split(tree: Any, selected: Any) -> tuple[Any, Any]:
+    """``tree`` as two trees of the same structure, each with ``()`` (no leaves) where the other holds the leaf."""
+    if tree is None:
+        return None, None
+    return (
+        jax.tree.map(lambda x, s: x if s else (), tree, selected),
+        jax.tree.map(lambda x, s: () if s else x, tree, selected),
+    )
+
+
+def _merge(selected: Any, matrices: Any, others: Any) -> Any:
+    return jax.tree.map(lambda s, a, b: a if s else b, selected, matrices, others)
+
+
+def _by_ndim(matrix_tx: GradientTransformation, other_tx: GradientTransformation) -> GradientTransformation:
+    """``matrix_tx`` on the leaves with >= 2 dims and ``other_tx`` on the rest, each seeing only its leaves."""
+
+    def init(params: Params) -> MuonState:
+        mats, rest = _split(params, jax.tree.map(_is_matrix, params))
+        return MuonState(matrix_tx.init(mats), other_tx.init(rest))
+
+    def update(updates: Updates, state: MuonState, params: Params = None, **extra: Any):
+        selected = jax.tree.map(_is_matrix, updates)
+        (g_mats, g_rest), (p_mats, p_rest) = _split(updates, selected), _split(params, selected)
+        u_mats, s_mats = matrix_tx.update(g_mats, state.matrices, p_mats, **extra)
+        u_rest, s_rest = other_tx.update(g_rest, state.others, p_rest, **extra)
+        return _merge(selected, u_mats, u_rest), MuonState(s_mats, s_rest)
+
+    return GradientTransformation(init, update)
+
+
+def muon(
+    learning_rate: Scalar | Schedule = 1e-3,
+    momentum: Scalar = 0.95,
+    nesterov: bool = True,
+    weight_decay: Scalar = 0.1,
+    ns_coefficients: Any = MUON_COEFFICIENTS,
+    ns_steps: int = 5,
+    eps: Scalar = 1e-7,
+    adam_learning_rate: Scalar | Schedule | None = None,
+    adam_b1: Scalar = 0.9,
+    adam_b2: Scalar = 0.999,
+    adam_eps: Scalar = 1e-8,
+    adam_weight_decay: Scalar = 0.0,
+) -> GradientTransformation:
+    """Muon for the matrices (leaves with >= 2 dims), AdamW for the rest::
+
+        B <- momentum * B + (1-momentum) * g                      EMA momentum
+        M = (1-momentum) * g + momentum * B  (Nesterov)   or  B
+        O = NS(M)                                                 gk.newton_schulz, 5 steps
+        W <- W - lr * (sqrt(max(1, fan_out/fan_in)) * O + weight_decay * W)
+
+    Leaves with more than 2 dims are orthogonalised as ``(prod(leading dims), last dim)`` (see
+    ``gk.orthogonalise``); vectors and scalars (biases, norms) get ``gk.adamw(adam_learning_rate or lr,
+    adam_b1, adam_b2, adam_eps, adam_weight_decay)``.
+
+    torch ``Muon(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps)`` with the same
+    defaults on weights stored transposed (torch's ``(out, in)`` is our ``(in, out)``: its
+    ``sqrt(max(1, A/B))`` is our fan ratio), except that torch runs Newton-Schulz in bfloat16; torch's Muon
+    takes 2-D params only (give the rest to ``AdamW``). optax ``contrib.muon`` bias-corrects the momentum
+    (``b*m/(1-b^(t+1)) + (1-b)*g/(1-b^t)`` with Nesterov), divides by ``||M|| + eps`` (``eps=1e-8``), and
+    sends leaves with more than 2 dims to Adam.
+
+    >>> tx = gk.muon(0.02, adam_learning_rate=3e-4)
+    """
+    matrices = chain(
+        scale(1 - momentum),  # with heavy-ball momentum after it: B <- momentum*B + (1-momentum)*g
+        scale_by_momentum(momentum, nesterov),
+        orthogonalise(ns_coefficients, ns_steps, eps),
+        scale_by_fan_ratio(),
+        *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
+        scale_by_learning_rate(learning_rate),
+    )
+    others = adamw(
+        learning_rate if adam_learning_rate is None else adam_learning_rate,
+        adam_b1,
+        adam_b2,
+        adam_eps,
+        adam_weight_decay,
+    )
+    return _by_ndim(matrices, others)
+
+
+__all__ = ["MuonState", "muon"]
