@@ -630,13 +630,14 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
         b2_t = 1 - step ** (-decay_exponent)
         ema = lambda old, new: b2_t * old + (1 - b2_t) * new
         square = lambda g: _tree.abs_sq(g.astype(jnp.promote_types(g.dtype, jnp.float32)))
-        row = _tree.map_like(lambda r, g: ema(r, jnp.mean(square(g), -1)) if g.ndim >= 2 else r, state.row, updates)
-        col = _tree.map_like(lambda c, g: ema(c, jnp.mean(square(g), -2)) if g.ndim >= 2 else c, state.col, updates)
+        mean = lambda x, axis: jnp.sum(x, axis) / max(x.shape[axis], 1)  # an empty axis gives 0, not NaN
+        row = _tree.map_like(lambda r, g: ema(r, mean(square(g), -1)) if g.ndim >= 2 else r, state.row, updates)
+        col = _tree.map_like(lambda c, g: ema(c, mean(square(g), -2)) if g.ndim >= 2 else c, state.col, updates)
         full = _tree.map_like(lambda v, g: v if g.ndim >= 2 else ema(v, square(g)), state.full, updates)
 
         def scaled(g: jax.Array, r: jax.Array, c: jax.Array, v: jax.Array) -> jax.Array:
             if g.ndim >= 2:
-                mean_r = jnp.maximum(jnp.mean(r, -1, keepdims=True), floor(g))
+                mean_r = jnp.maximum(jnp.sum(r, -1, keepdims=True) / max(r.shape[-1], 1), floor(g))
                 v = r[..., :, None] * c[..., None, :] / mean_r[..., None]
             return g / jnp.sqrt(jnp.maximum(v, floor(g) ** 2))
 
