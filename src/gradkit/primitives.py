@@ -48,9 +48,9 @@ def bias_correction(moment: Updates, decay: Scalar, t: jax.Array) -> Updates:
 
 
 def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar, eps_in_sqrt: bool) -> jax.Array:
-    """``g / (sqrt(h) + eps)``, or ``g / sqrt(h + eps)``; 0 where ``h == 0`` (then ``g`` was 0 too)."""
+    """``g / (sqrt(h) + eps)``, or ``g / sqrt(h + eps)``; 0 where ``h == 0`` (then ``g`` was 0 too), NaN where ``h`` is."""
     root = jnp.sqrt(h + eps) if eps_in_sqrt else jnp.sqrt(h) + eps
-    return jnp.where(h > 0, g / jnp.where(h > 0, root, 1), 0)
+    return jnp.where(h == 0, 0, g / jnp.where(h == 0, 1, root))
 
 
 # -- stateless ------------------------------------------------------------------------------------
