@@ -186,12 +186,18 @@ class RmsState(NamedTuple):
 
 
 def scale_by_rms(
-    decay: Scalar = 0.999, eps: Scalar = 1e-8, eps_in_sqrt: bool = False, initial_scale: Scalar = 0.0
+    decay: Scalar = 0.999,
+    eps: Scalar = 1e-8,
+    eps_in_sqrt: bool = False,
+    initial_scale: Scalar = 0.0,
+    debias: bool = False,
 ) -> GradientTransformation:
     """RMSProp's scaling: ``h <- decay*h + (1-decay)*g^2``, ``u = g / (sqrt(h) + eps)``.
 
     ``eps_in_sqrt=True`` gives ``g / sqrt(h + eps)`` (optax's default); the default False is torch's
     ``RMSprop``. torch's ``alpha`` is ``decay``; its default is 0.99 where the lecture's is 0.999.
+    ``debias=True`` divides by ``sqrt(h / (1 - decay^t))`` instead, Adam's bias correction without its first
+    moment (optax's ``bias_correction=True``; schedule-free AdamW's base step).
 
     >>> tx = gk.chain(gk.scale_by_rms(decay=0.99), gk.scale_by_learning_rate(1e-3))
     """
@@ -202,11 +208,12 @@ def scale_by_rms(
     def init(params: Params) -> RmsState:
         return RmsState(_tree.zeros_like(params, real=True, fill=initial_scale))
 
-    def update(updates: Updates, state: RmsState, params: Params = None, **extra: Any):
+    def update(updates: Updates, state: RmsState, params: Params = None, *, count: Any = None, **extra: Any):
         h = update_moment(updates, state.mean_square, decay, order=2)
-        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_in_sqrt), updates, h), RmsState(h)
+        h_hat = bias_correction(h, decay, increment(count)) if debias else h
+        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_in_sqrt), updates, h_hat), RmsState(h)
 
-    return GradientTransformation(init, update)
+    return chain(Stepped(init, update)) if debias else GradientTransformation(init, update)
 
 
 class AdamState(NamedTuple):

@@ -11,8 +11,8 @@ from gradkit.primitives import (
     Scalar,
     Schedule,
     add_decayed_weights,
-    scale_by_adam,
     scale_by_learning_rate,
+    scale_by_rms,
     schedule_free,
 )
 
@@ -43,14 +43,14 @@ def schedule_free_adamw(
 ) -> GradientTransformation:
     """Schedule-free AdamW: ``z <- z - lr * (g / (sqrt(v_hat) + eps) + weight_decay * y)``, then ``gk.schedule_free``.
 
-    The base step has no first moment (``b1`` is the interpolation weight instead), so it is Adam's
-    scaling with ``b1 = 0``. optax ``contrib.schedule_free_adamw(lr, b1=b1, b2, eps, weight_decay,
+    The base step has no first moment (``b1`` is the interpolation weight instead): it is RMSProp's
+    scaling with Adam's bias correction. optax ``contrib.schedule_free_adamw(lr, b1=b1, b2, eps, weight_decay,
     weight_lr_power)`` exactly.
 
     >>> tx = gk.schedule_free_adamw(2.5e-3)
     """
     base = chain(
-        scale_by_adam(0.0, b2, eps),
+        scale_by_rms(b2, eps, debias=True),
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
         scale_by_learning_rate(learning_rate),
     )
