@@ -169,3 +169,11 @@ def test_optimizers_that_need_params_say_so():
     for tx in [gk.lars(0.1), gk.lamb(), gk.adafactor(), gk.schedule_free_sgd()]:
         with pytest.raises(ValueError, match="needs the params"):
             tx.update(g, tx.init(g))
+
+
+def test_schedule_free_eval_params_wants_a_schedule_free_state():
+    params = {"w": jnp.ones(2)}
+    with pytest.raises(ValueError, match="needs the state of a schedule-free optimizer, got ChainState holding 0"):
+        gk.schedule_free_eval_params(gk.adam().init(params), params)
+    state = gk.schedule_free_sgd().init(params)
+    np.testing.assert_array_equal(gk.schedule_free_eval_params(state, params)["w"], params["w"])  # x = y = z at start
