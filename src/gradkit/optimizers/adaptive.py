@@ -54,8 +54,8 @@ def nadam(
     """NAdam (Dozat, 2016): Adam with Nesterov momentum; see ``gk.scale_by_nadam`` for the update.
 
     torch ``NAdam(lr, betas=(b1, b2), eps, weight_decay, momentum_decay, decoupled_weight_decay)`` with the
-    same defaults (NAdamW: ``decoupled_weight_decay=True``). optax's ``nadam``/``nadamw`` have no momentum
-    schedule (see ``gk.scale_by_nadam``) and default to ``lr`` given, ``weight_decay=1e-4`` for ``nadamw``.
+    same defaults (NAdamW: ``decoupled_weight_decay=True``). optax's ``nadam``/``nadamw`` are Adam/AdamW with
+    ``nesterov=True``: no momentum schedule (see ``gk.scale_by_nadam``), and ``nadamw`` decays by 1e-4 by default.
 
     >>> tx = gk.nadam(2e-3, weight_decay=1e-2, decoupled_weight_decay=True)   # NAdamW
     """
