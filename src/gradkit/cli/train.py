@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr",
         type=float,
         help=f"(peak) learning rate (default: adamw {RECIPE['adamw']['lr']:g}, sgd 0.1, adagrad 0.05, "
-        f"others {RECIPE_LR:g})",
+        f"others their own default, else {RECIPE_LR:g})",
     )
     o.add_argument("--momentum", type=float, help="momentum (sgd)")
     o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
@@ -235,7 +235,8 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
     for flag, value in RECIPE.get(args.optimizer, {}).items():
         given.setdefault(flag, value)
-    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR))
+    own = inspect.signature(optimizer).parameters["learning_rate"].default  # e.g. adadelta's 1.0, lion's 1e-4
+    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR if own is inspect.Parameter.empty else own))
     sweep = _parse_sweep(args.sweep)
     for flag in [*given, *sweep]:
         if flag != "l2" and HYPERPARAMS[flag] not in accepted:

@@ -7,12 +7,10 @@ they cost nothing; a traced coefficient always keeps its term.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gradkit import _checks
 from gradkit.core import GradientTransformation, chain
-from gradkit.lbfgs import lbfgs
 from gradkit.primitives import (
     Scalar,
     Schedule,
@@ -147,14 +145,4 @@ def adamw(
     )
 
 
-__all__ = ["BY_NAME", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
-
-# Every optimizer by name, for the command line and the race (``--optimizer adamw``).
-BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
-    "adagrad": adagrad,
-    "adam": adam,
-    "adamw": adamw,
-    "lbfgs": lbfgs,
-    "rmsprop": rmsprop,
-    "sgd": sgd,
-}
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
