@@ -188,6 +188,14 @@ def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
     return jnp.full((), value, dtype, device=replicated)
 
 
+def replicated_zeros(params: Tree, shape: tuple, dtype: Any) -> jax.Array:
+    """Zeros of ``shape`` replicated over the devices of ``params`` (a statistic reduced from a param, such as
+    Adafactor's row and column moments); under ``jit`` the compiler places them."""
+    leaves = jax.tree.leaves(params)
+    replicated = None if any(isinstance(p, jax.core.Tracer) for p in leaves) else _replicated_sharding(leaves)
+    return jnp.zeros(shape, dtype) if replicated is None else jnp.zeros(shape, dtype, device=replicated)
+
+
 def _replicated_sharding(leaves: list) -> jax.sharding.Sharding | None:
     """Replicated over the devices of the first committed array among ``leaves`` (None if there is none)."""
     for p in leaves:
@@ -211,16 +219,28 @@ def map_params_shaped(
     """
     structure = jax.tree.structure(params)
     param_leaves = structure.flatten_up_to(params)
+    single_leaf = structure.num_nodes == 1
 
     def mirrors(node: Any) -> bool:
-        return jax.tree.structure(node) == structure
+        if jax.tree.structure(node) == structure:
+            return True
+        if single_leaf:  # every leaf would match a one-leaf params tree "up to" its leaf
+            return False
+        try:  # a masked view of the params: MaskedNode where a mask or partition left a leaf out
+            leaves = structure.flatten_up_to(node)
+        except (ValueError, TypeError):
+            return False
+        return all(isinstance(x, MaskedNode) or hasattr(x, "shape") for x in leaves)
+
+    def pair(p: Any, x: Any) -> Any:
+        if isinstance(x, MaskedNode):
+            return x
+        return on_param(p, x) if jnp.shape(x) == jnp.shape(p) else on_other(x)
 
     def visit(node: Any) -> Any:
         if not mirrors(node):
             return on_other(node)
-        leaves = structure.flatten_up_to(node)
-        mapped = [on_param(p, x) if jnp.shape(x) == jnp.shape(p) else on_other(x) for p, x in zip(param_leaves, leaves)]
-        return structure.unflatten(mapped)
+        return structure.unflatten([pair(p, x) for p, x in zip(param_leaves, structure.flatten_up_to(node))])
 
     return jax.tree.map(visit, state, is_leaf=mirrors)
 

@@ -442,7 +442,7 @@ def scale_by_nadam(
     _checks.non_negative("momentum_decay", momentum_decay)
 
     def init(params: Params) -> NadamState:
-        one = jnp.ones((), _scalar_dtype(params))
+        one = _tree.scalar_like(params, 1.0, _scalar_dtype(params))
         return NadamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True), one)
 
     def update(updates: Updates, state: NadamState, params: Params = None, *, count: jax.Array, **extra: Any):
@@ -738,12 +738,13 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
 
     def init(params: Params) -> FactoredRmsState:
         def zeros(p: jax.Array, shape: tuple) -> jax.Array:
-            return jnp.zeros(shape, _tree.real_dtype(jnp.result_type(p)))
+            return _tree.replicated_zeros(p, shape, _tree.real_dtype(jnp.result_type(p)))
 
         matrix = lambda p: jnp.ndim(p) >= 2
         row = jax.tree.map(lambda p: zeros(p, p.shape[:-1] if matrix(p) else (0,)), params)
         col = jax.tree.map(lambda p: zeros(p, p.shape[:-2] + p.shape[-1:] if matrix(p) else (0,)), params)
-        full = jax.tree.map(lambda p: zeros(p, (0,) if matrix(p) else jnp.shape(p)), params)
+        # The unfactored second moment of a vector mirrors its param (and its sharding).
+        full = jax.tree.map(lambda p: zeros(p, (0,)) if matrix(p) else _tree.zeros_like(p, real=True), params)
         return FactoredRmsState(row, col, full)
 
     def update(updates: Updates, state: FactoredRmsState, params: Params = None, *, count: jax.Array, **extra: Any):
@@ -915,9 +916,9 @@ def schedule_free(
 
     def init(params: Params) -> ScheduleFreeState:
         dtype = _scalar_dtype(params)
-        zero = jnp.zeros((), dtype)
+        zero = _tree.scalar_like(params, 0.0, dtype)
         z = jax.tree.map(jnp.array, params)  # a copy, so donating the params leaves z intact
-        return ScheduleFreeState(z, jnp.asarray(b1, dtype), zero, zero, base.init(params))
+        return ScheduleFreeState(z, zero + jnp.asarray(b1, dtype), zero, zero, base.init(params))
 
     def update(updates: Updates, state: ScheduleFreeState, params: Params = None, *, count: jax.Array, **extra: Any):
         if params is None:

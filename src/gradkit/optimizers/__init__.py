@@ -24,12 +24,11 @@ BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
     **{
         f.__name__: f
         for f in (
-            sgd,
             adagrad,
-            rmsprop,
             adam,
             adamw,
-            lbfgs,
+            rmsprop,
+            sgd,
             adabelief,
             adadelta,
             adafactor,
@@ -43,6 +42,7 @@ BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
             radam,
             schedule_free_adamw,
             schedule_free_sgd,
+            lbfgs,
         )
     },
 }
