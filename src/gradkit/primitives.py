@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from gradkit import _checks, _tree
-from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, increment
+from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, described, increment
 
 Schedule = Callable[[jax.Array], jax.Array]
 Scalar = Any  # a Python float or a JAX scalar
@@ -30,7 +30,7 @@ def update_moment(g: Updates, moment: Updates, decay: Scalar, order: int) -> Upd
     The sum is formed in float32 or wider and rounded to the moment's dtype once: a bfloat16 moment gets
     one rounding per step, not three (and XLA fuses the step into fewer loops).
     """
-    _tree.check_same_structure(g, moment, "optimizer state")
+    _tree.check_like(g, moment, "optimizer state", same_kind=order == 1)
     power = (lambda x: x) if order == 1 else _tree.abs_sq
 
     def ema(m: jax.Array, x: jax.Array) -> jax.Array:
@@ -47,15 +47,22 @@ def bias_correction(moment: Updates, decay: Scalar, t: jax.Array) -> Updates:
     return jax.tree.map(lambda m: m / correction, moment)
 
 
-def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar, eps_in_sqrt: bool) -> jax.Array:
-    """``g / (sqrt(h) + eps)``, or ``g / sqrt(h + eps)``; 0 where ``h == 0`` (then ``g`` was 0 too)."""
-    root = jnp.sqrt(h + eps) if eps_in_sqrt else jnp.sqrt(h) + eps
-    return jnp.where(h > 0, g / jnp.where(h > 0, root, 1), 0)
+def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar = 0.0, eps_root: Scalar = 0.0) -> jax.Array:
+    """``g / (sqrt(h + eps_root) + eps)``, the shared denominator of AdaGrad, RMSProp and Adam.
+
+    The numerical policy (docs/numerics.md): a denominator that is exactly 0 (``h = 0`` with no eps,
+    so ``g`` was 0 too) gives a 0 update, not 0/0; an ``h`` that overflowed to inf (a gradient beyond
+    ``sqrt(max float)``) gives NaN, not a silent 0 step; a NaN ``h`` or ``g`` gives NaN.
+    """
+    root = jnp.sqrt(h + eps_root) + eps
+    quotient = g / jnp.where(root == 0, 1, root)
+    return jnp.where(root == 0, 0, jnp.where(jnp.isposinf(h), jnp.nan, quotient))
 
 
 # -- stateless ------------------------------------------------------------------------------------
 
 
+@described
 def scale(factor: Scalar) -> GradientTransformation:
     """Multiply by a constant: ``u = factor * g``.
 
@@ -69,6 +76,7 @@ def scale(factor: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransformation:
     """Step downhill: ``u = -lr * g``, with ``lr`` a number or a schedule ``step -> lr`` (step counted from 0).
 
@@ -85,6 +93,7 @@ def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransfor
     return chain(Stepped(lambda params: EmptyState(), update))
 
 
+@described
 def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     """Rescale so the norm of all updates together is at most ``max_norm``: ``u = g * min(1, max_norm / ||g||)``.
 
@@ -102,6 +111,7 @@ def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def add_decayed_weights(weight_decay: Scalar, mask: Any = None) -> GradientTransformation:
     """Add the weight-decay term: ``u = g + weight_decay * W`` (needs ``params``).
 
@@ -130,6 +140,7 @@ class MomentumState(NamedTuple):
     velocity: Updates
 
 
+@described
 def scale_by_momentum(decay: Scalar = 0.9, nesterov: bool = False) -> GradientTransformation:
     """Heavy-ball momentum: ``v <- decay*v + g``; the update is ``v``, or ``g + decay*v`` with Nesterov.
 
@@ -139,12 +150,13 @@ def scale_by_momentum(decay: Scalar = 0.9, nesterov: bool = False) -> GradientTr
     >>> tx = gk.chain(gk.scale_by_momentum(0.9, nesterov=True), gk.scale_by_learning_rate(0.1))
     """
     _checks.unit_interval("decay", decay)
+    _checks.flag("nesterov", nesterov)
 
     def init(params: Params) -> MomentumState:
         return MomentumState(_tree.zeros_like(params))
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
-        _tree.check_same_structure(updates, state.velocity, "optimizer state")
+        _tree.check_like(updates, state.velocity, "optimizer state")
         velocity = _tree.map_like(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
             updates = _tree.map_like(lambda g, v: g + decay * v, updates, velocity)
@@ -159,6 +171,7 @@ class RssState(NamedTuple):
     sum_of_squares: Updates
 
 
+@described
 def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) -> GradientTransformation:
     """AdaGrad's scaling: ``h <- h + g^2``, ``u = g / (sqrt(h) + eps)``.
 
@@ -174,9 +187,9 @@ def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) ->
         return RssState(_tree.zeros_like(params, real=True, fill=initial_accumulator_value))
 
     def update(updates: Updates, state: RssState, params: Params = None, **extra: Any):
-        _tree.check_same_structure(updates, state.sum_of_squares, "optimizer state")
+        _tree.check_like(updates, state.sum_of_squares, "optimizer state", same_kind=False)
         h = _tree.map_like(lambda h, g: h + _tree.abs_sq(g), state.sum_of_squares, updates)
-        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, False), updates, h), RssState(h)
+        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps), updates, h), RssState(h)
 
     return GradientTransformation(init, update)
 
@@ -185,6 +198,7 @@ class RmsState(NamedTuple):
     mean_square: Updates
 
 
+@described
 def scale_by_rms(
     decay: Scalar = 0.999, eps: Scalar = 1e-8, eps_in_sqrt: bool = False, initial_scale: Scalar = 0.0
 ) -> GradientTransformation:
@@ -198,13 +212,15 @@ def scale_by_rms(
     _checks.unit_interval("decay", decay)
     _checks.non_negative("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
+    _checks.flag("eps_in_sqrt", eps_in_sqrt)
+    eps, eps_root = (0.0, eps) if eps_in_sqrt else (eps, 0.0)
 
     def init(params: Params) -> RmsState:
         return RmsState(_tree.zeros_like(params, real=True, fill=initial_scale))
 
     def update(updates: Updates, state: RmsState, params: Params = None, **extra: Any):
         h = update_moment(updates, state.mean_square, decay, order=2)
-        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_in_sqrt), updates, h), RmsState(h)
+        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_root), updates, h), RmsState(h)
 
     return GradientTransformation(init, update)
 
@@ -214,6 +230,7 @@ class AdamState(NamedTuple):
     nu: Updates  # second moment: running mean of |g|^2
 
 
+@described
 def scale_by_adam(
     b1: Scalar = 0.9,
     b2: Scalar = 0.999,
@@ -240,6 +257,8 @@ def scale_by_adam(
     _checks.unit_interval("b2", b2)
     _checks.non_negative("eps", eps)
     _checks.non_negative("eps_root", eps_root)
+    _checks.dtype("mu_dtype", mu_dtype)
+    _checks.dtype("nu_dtype", nu_dtype)
 
     def init(params: Params) -> AdamState:
         return AdamState(_tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype, real=True))
@@ -249,7 +268,7 @@ def scale_by_adam(
         mu = update_moment(updates, state.mu, b1, order=1)
         nu = update_moment(updates, state.nu, b2, order=2)
         mu_hat, nu_hat = bias_correction(mu, b1, t), bias_correction(nu, b2, t)
-        updates = _tree.map_like(lambda g, m, v: m / (jnp.sqrt(v + eps_root) + eps), updates, mu_hat, nu_hat)
+        updates = _tree.map_like(lambda g, m, v: _divide_by_root(m, v, eps, eps_root), updates, mu_hat, nu_hat)
         return updates, AdamState(mu, nu)
 
     return chain(Stepped(init, update))
