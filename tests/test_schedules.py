@@ -265,10 +265,10 @@ def test_linear_scaling_rule_scales_lr_with_batch_size():
         (lambda: S.one_cycle(0.1, 100, pct_start=0.0), "pct_start must be in (0, 1), got 0.0"),
         (lambda: S.one_cycle(0.1, 100, pct_start=0.005), "pct_start * total_steps must be > 1"),
         (lambda: S.one_cycle(0.1, 100, pct_start=0.6, three_phase=True), "three_phase needs pct_start <"),
-        (lambda: S.one_cycle(0.1, 100, anneal="cosine"), "anneal must be 'cos' or 'linear', got 'cosine'"),
+        (lambda: S.one_cycle(0.1, 100, anneal="cosine"), "anneal must be one of 'cos', 'linear', got 'cosine'"),
         (lambda: S.one_cycle(0.1, 100, div_factor=0.0), "div_factor must be > 0, got 0.0"),
         (lambda: S.join([S.constant(0.1), S.constant(0.2)], [5, 10]), "boundaries must have one entry fewer"),
-        (lambda: S.join([S.constant(0.1), S.constant(0.2)], [0]), "boundaries must be an integer >= 1, got 0"),
+        (lambda: S.join([S.constant(0.1), S.constant(0.2)], [0]), "boundaries[0] must be an integer >= 1, got 0"),
         (lambda: S.linear_scaling_rule(0.1, 0, 512), "base_batch_size must be an integer >= 1, got 0"),
     ],
 )

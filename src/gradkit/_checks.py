@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-_ALIASES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("gradkit_check_aliases", default={})
+_ALIASES: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("gradkit_check_aliases", default=None)
 
 
 @contextlib.contextmanager
@@ -29,7 +29,7 @@ def aliases(**public: str) -> Iterator[None]:
     >>> with aliases(decay="momentum"):   # sgd's momentum is scale_by_momentum's decay
     ...     scale_by_momentum(momentum)
     """
-    outer = _ALIASES.get()
+    outer = _ALIASES.get() or {}
     token = _ALIASES.set({**outer, **{k: outer.get(v, v) for k, v in public.items()}})
     try:
         yield
@@ -39,12 +39,12 @@ def aliases(**public: str) -> Iterator[None]:
 
 def public_name(name: str) -> str:
     """``name`` as the user wrote it (see ``aliases``)."""
-    return _ALIASES.get().get(name, name)
+    return (_ALIASES.get() or {}).get(name, name)
 
 
 def concrete(value: Any) -> np.ndarray | None:
     """``value`` as a NumPy float64 array, or None when it is traced (or not numeric)."""
-    if isinstance(value, jax.core.Tracer) or isinstance(value, (str, bytes)):
+    if isinstance(value, (jax.core.Tracer, str, bytes)):
         return None
     try:
         return np.asarray(value, dtype=np.float64)
@@ -160,4 +160,6 @@ def dtype(name: str, value: Any) -> None:
 def one_of(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     """``value`` is one of ``choices`` (a string option such as ``anneal='cos'``)."""
     if not isinstance(value, str) or value not in choices:
-        _fail(name, "one of " + ", ".join(map(repr, choices)), value, ValueError if isinstance(value, str) else TypeError)
+        _fail(
+            name, "one of " + ", ".join(map(repr, choices)), value, ValueError if isinstance(value, str) else TypeError
+        )

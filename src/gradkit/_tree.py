@@ -60,7 +60,11 @@ def check_like(tree: Tree, reference: Tree, what: str, name: str = "updates", sa
                 f"{name}{where} has shape {jnp.shape(x)}, but {what}{where} has shape {jnp.shape(r)}; "
                 "they must be equal (nothing is broadcast)."
             )
-        if same_kind and jnp.issubdtype(dtype, jnp.complexfloating) and not jnp.issubdtype(expected, jnp.complexfloating):
+        if (
+            same_kind
+            and jnp.issubdtype(dtype, jnp.complexfloating)
+            and not jnp.issubdtype(expected, jnp.complexfloating)
+        ):
             raise TypeError(
                 f"{name}{where} is complex ({dtype}) but {what}{where} is real ({expected}): the imaginary part "
                 "would be dropped. Pass real gradients, or optimize complex params."

@@ -44,7 +44,9 @@ class GradientTransformation(NamedTuple):
     update: Callable[..., tuple[Updates, State]]
 
     def __repr__(self) -> str:
-        return getattr(self, "description", None) or f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
+        return (
+            getattr(self, "description", None) or f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
+        )
 
 
 class EmptyState(NamedTuple):

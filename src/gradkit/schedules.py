@@ -61,9 +61,9 @@ class _Compiled:
         if isinstance(step, (str, bytes, list, tuple, dict, set)) or step is None or isinstance(step, bool):
             raise TypeError(f"a schedule takes a step number (an int or an integer array), got {step!r}")
         # Only float steps can be NaN; integer steps (the chain's count) skip the check and never sync.
-        if not isinstance(step, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(step), jnp.floating):
-            if np.any(np.isnan(np.asarray(step))):
-                raise ValueError(f"a schedule's step must be a number, got {step!r}")
+        floating = not isinstance(step, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(step), jnp.floating)
+        if floating and np.any(np.isnan(np.asarray(step))):
+            raise ValueError(f"a schedule's step must be a number, got {step!r}")
         return self.compiled(step)
 
     def _cache_size(self) -> int:
@@ -123,8 +123,8 @@ def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
     """Check ``values`` are strictly increasing integers >= 1 (milestones, boundaries); return them as a tuple."""
     _sequence(name, values)
     values = tuple(values)
-    for v in values:
-        _checks.integer(name, v, minimum=1)
+    for i, v in enumerate(values):
+        _checks.integer(f"{name}[{i}]", v, minimum=1)
     concrete = [_checks.concrete(v) for v in values]
     if all(c is not None for c in concrete) and any(b <= a for a, b in pairwise(concrete)):
         raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")

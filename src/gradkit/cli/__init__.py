@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"{command}: error: {e}", file=sys.stderr)
             return EXIT_USAGE
-        except Exception as e:  # noqa: BLE001  the command line never shows a traceback
+        except Exception as e:
             if os.environ.get("GRADKIT_TRACEBACK"):
                 raise
             print(f"{command}: failed: {type(e).__name__}: {e} (GRADKIT_TRACEBACK=1 shows where)", file=sys.stderr)

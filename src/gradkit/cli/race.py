@@ -102,7 +102,8 @@ def parse_racer(spec: str, index: int = 0) -> engine.Racer:
     with _checks.aliases(learning_rate=f"learning_rate in --optimizer {spec!r}"):
         _checks.learning_rate(lr)
     lr = float(lr)
-    engine.optimizer(name, **kwargs)  # fails now on bad keyword arguments
+    with _checks.aliases(**{k: f"{k} in --optimizer {spec!r}" for k in kwargs}):
+        engine.optimizer(name, **kwargs)  # fails now on bad keyword arguments
     label = (m["label"] or "").strip() or m["call"].strip()
     lecture = {r.label: r for r in engine.LECTURE}
     colour = lecture[label].colour if label in lecture else PALETTE[index % len(PALETTE)]
@@ -141,8 +142,14 @@ def _progress(total: int):
         yield advance
 
     try:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.table import Column
     except ImportError:
         return plain()

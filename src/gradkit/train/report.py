@@ -217,7 +217,7 @@ def _flatten(tree: Any, prefix: str, into: dict[str, np.ndarray]) -> Any:
 def _unflatten(skeleton: Any, arrays: Any) -> Any:
     if isinstance(skeleton, str):
         return np.asarray(arrays[skeleton])
-    (kind, body), = skeleton.items()
+    ((kind, body),) = skeleton.items()
     if kind == "dict":
         return {k: _unflatten(v, arrays) for k, v in body.items()}
     items = [_unflatten(v, arrays) for v in body]

@@ -1,0 +1,386 @@
+"""Every bad input gets a clear error, no numerical failure is silent, the command line never shows a traceback.
+
+Table-driven, in the manner of torch's optimizer error-input suite. The constructors are discovered from
+gradkit's public names (any public function of gk or its public modules whose return annotation is a
+``GradientTransformation`` or a ``Schedule``), so one added on another branch is covered here as soon as
+it is exported. Each argument is given the bad values of its kind (found from its annotation), and each
+error must be the right type and name both the argument (as the user wrote it) and the value.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradkit as gk
+from gradkit import cli
+
+# -- discovery ------------------------------------------------------------------------------------------
+
+
+def _public_constructors() -> dict[str, object]:
+    found = {}
+    modules = [("", gk)] + [
+        (f"{name}.", getattr(gk, name))
+        for name in gk.__all__
+        if isinstance(getattr(gk, name), types.ModuleType) and name not in ("train", "race")  # applications
+    ]
+    for prefix, module in modules:
+        for name in getattr(module, "__all__", []):
+            fn = getattr(module, name)
+            if not inspect.isfunction(fn):
+                continue
+            returns = str(inspect.signature(fn).return_annotation)
+            if "GradientTransformation" in returns or "Schedule" in returns:
+                found.setdefault(f"{prefix}{name}", fn)
+    return found
+
+
+CONSTRUCTORS = _public_constructors()
+
+# A valid value for arguments without a default, by name (a new constructor's unknown required argument
+# falls back on its kind's valid value below).
+VALID = {
+    "learning_rate": 0.1,
+    "factor": 0.5,
+    "max_norm": 1.0,
+    "weight_decay": 1e-4,
+    "strength": 1e-3,
+    "total_steps": 100,
+    "warmup_steps": 10,
+    "step_size": 10,
+    "first_period": 10,
+    "milestones": [10, 20],
+    "boundaries": [10],
+    "schedules": [gk.schedules.constant(0.1), gk.schedules.constant(0.01)],
+    "rate": 0.9,
+    "power": 2.0,
+    "end_value": 0.0,
+    "base_batch_size": 256,
+    "batch_size": 512,
+}
+
+
+def _kind(name: str, parameter: inspect.Parameter) -> str | None:
+    """The argument's kind, from its annotation: number, length, flag, dtype, steps, choice (None: not checked here)."""
+    annotation = str(parameter.annotation)
+    if name.endswith("_dtype"):
+        return "dtype"
+    if annotation == "bool":
+        return "flag"
+    if annotation == "str":
+        return "choice"
+    if "Sequence[int]" in annotation:
+        return "steps"
+    if annotation == "int":
+        return "length"
+    if "Scalar" in annotation or annotation == "float":
+        return "number"
+    return None
+
+
+KIND_VALID = {"number": 0.1, "length": 10, "flag": False, "dtype": None, "steps": [10, 20], "choice": None}
+
+# Bad values per kind, with the exception each must raise. "-1" is out of range for every length and
+# for every number except a plain factor (``scale(-0.1)`` is meaningful), which is listed separately.
+BAD = {
+    "number": [
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (True, TypeError),
+        ("0.1", TypeError),
+        ([0.1], TypeError),
+        (np.array([0.1, 0.2]), ValueError),
+        (1 + 2j, TypeError),
+    ],
+    "length": [(float("inf"), ValueError), (2.5, ValueError), (-1, ValueError), (True, TypeError), ("10", TypeError)],
+    "flag": [("yes", TypeError), (1, TypeError), (None, TypeError)],
+    "dtype": [(jnp.int32, TypeError), (jnp.bool_, TypeError), ("banana", TypeError)],
+    "steps": [(5, TypeError), ([[10], [20]], TypeError), ("10,20", TypeError), ([10, float("inf")], ValueError)],
+    "choice": [("banana", ValueError), (3, TypeError)],
+}
+
+
+def _arguments(fn):
+    """(valid keyword arguments, {checked argument: its kind})."""
+    valid, kinds = {}, {}
+    for name, p in inspect.signature(fn).parameters.items():
+        kind = _kind(name, p)
+        if kind is not None:
+            kinds[name] = kind
+        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD:
+            valid[name] = VALID.get(name, KIND_VALID.get(kind))
+    return valid, kinds
+
+
+CASES = [(c, a) for c, fn in CONSTRUCTORS.items() for a in _arguments(fn)[1]]
+
+
+def test_discovery_finds_the_constructors_of_every_family():
+    for name in ("sgd", "adamw", "scale_by_adam", "clip_by_global_norm", "schedules.one_cycle", "regularizers.prox_l1"):
+        assert name in CONSTRUCTORS
+    assert len(CASES) > 60
+
+
+@pytest.mark.parametrize("constructor, argument", CASES, ids=[f"{c}-{a}" for c, a in CASES])
+def test_every_bad_argument_is_refused_with_its_name_and_value(constructor, argument):
+    fn = CONSTRUCTORS[constructor]
+    valid, kinds = _arguments(fn)
+    fn(**valid)  # the base case is fine
+    failures = []
+    for value, error in BAD[kinds[argument]]:
+        try:
+            fn(**{**valid, argument: value})
+        except (TypeError, ValueError) as e:
+            text = str(e)
+            shown = repr(value) in text or (isinstance(value, list) and any(repr(v) in text for v in value))
+            if not isinstance(e, error) or argument not in text or not shown:
+                failures.append(f"{argument}={value!r}: {type(e).__name__}: {text}")
+        else:
+            failures.append(f"{argument}={value!r} was accepted")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        # Errors name the argument the user wrote, not the primitive's.
+        (lambda: gk.sgd(0.1, momentum=1.0), ValueError, "momentum must be in [0, 1), got 1.0"),
+        (lambda: gk.sgd(0.1, momentum=False), TypeError, "momentum must be a number, not a bool, got False"),
+        (lambda: gk.adamw(weight_decay=False), TypeError, "weight_decay must be a number, not a bool, got False"),
+        (lambda: gk.sgd(jnp.ones(3)), ValueError, "learning_rate must be a scalar"),
+        (lambda: gk.schedules.constant([0.1, 0.2]), TypeError, "value must be a number"),
+        (lambda: gk.schedules.join(3, [1]), TypeError, "schedules must be a list of schedules, got 3"),
+        (lambda: gk.schedules.cosine_annealing(0.1, 100)(float("nan")), ValueError, "step must be a number, got nan"),
+        (
+            lambda: gk.losses.softmax_cross_entropy(jnp.array(1.0), jnp.array(0)),
+            ValueError,
+            "logits must have a class axis",
+        ),
+        (
+            lambda: gk.losses.multiclass_hinge(jnp.ones(3), jnp.array(0), margin=float("inf")),
+            ValueError,
+            "margin must be finite, got inf",
+        ),
+        (lambda: gk.regularizers.soft_threshold(jnp.ones(2), -0.1), ValueError, "threshold must be >= 0, got -0.1"),
+        (lambda: gk.init.fans((3, -1)), ValueError, "shape[1] must be >= 0, got -1"),
+        (lambda: gk.init.kaiming_normal(jax.random.key(0), (3.0, 4)), TypeError, "shape[0] must be an int, got 3.0"),
+        (lambda: gk.init.zeros(None, 5), TypeError, "shape must be a tuple of ints"),
+        (
+            lambda: gk.init.xavier_normal(jax.random.key(0), (3, 4), jnp.int32),
+            TypeError,
+            "dtype must be a floating dtype",
+        ),
+        (lambda: gk.gradcheck.check_grads(lambda p: p.sum(), jnp.ones(2), max_coords=True), ValueError, "max_coords"),
+        (
+            lambda: gk.gradcheck.check_grads(lambda p: p.sum(), jnp.ones(2), step=float("inf")),
+            ValueError,
+            "step must be finite",
+        ),
+        (lambda: gk.gradcheck.check_grads(3, jnp.ones(2)), TypeError, "f must be a function"),
+    ],
+)
+def test_bad_values_outside_the_constructor_table(make, error, message):
+    with pytest.raises(error) as info:
+        make()
+    assert message in str(info.value)
+
+
+def test_a_traced_scalar_hyperparameter_still_works_and_a_traced_vector_is_refused():
+    params = jnp.ones(3)
+    step = jax.jit(lambda lr: gk.sgd(lr).update(params, gk.sgd(0.1).init(params))[0])
+    np.testing.assert_allclose(step(0.5), -0.5)
+    with pytest.raises(ValueError, match="learning_rate must be a real scalar"):
+        jax.jit(lambda lr: gk.sgd(lr).update(params, gk.sgd(0.1).init(params))[0])(jnp.ones(3))
+
+
+# -- numerics: NaN, inf, zero, huge gradients in every float dtype ------------------------------------------
+
+DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64]
+
+
+def _huge(dtype) -> float:
+    return 1e30 if dtype in (jnp.float32, jnp.float64) else float(jnp.finfo(dtype).max)
+
+
+def _step(tx, grads, params, steps: int = 1):
+    state = tx.init(params)
+    for _ in range(steps):
+        updates, state = tx.update(grads, state, params)
+    return np.asarray(jnp.asarray(updates, jnp.float32) if updates.dtype != jnp.float64 else updates)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("name", sorted(gk.optimizers.BY_NAME))
+def test_nan_inf_zero_and_huge_gradients_are_never_a_silent_zero_step(name, dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        make = gk.optimizers.BY_NAME[name]
+        params = jnp.ones(3, dtype)
+        tx = make(0.1)
+        # NaN and inf propagate into that coordinate's update (and stay in the state), the others stay finite.
+        for bad in (jnp.nan, jnp.inf):
+            u = _step(tx, jnp.array([bad, 1.0, 0.0], dtype), params, steps=2)
+            assert not np.isfinite(u[0]) and np.isfinite(u[1:]).all(), (bad, u)
+        # A zero gradient is a finite step (0, or the weight decay alone), also with eps = 0.
+        assert np.isfinite(_step(tx, jnp.zeros(3, dtype), params)).all()
+        if "eps" in inspect.signature(make).parameters:
+            for g in (jnp.zeros(3, dtype), jnp.array([1e-30, 0.0, 1.0], dtype)):
+                u = _step(make(0.1, eps=0.0), g, params)
+                assert np.isfinite(u).all(), (g, u)
+        # A gradient too big to square in the state's dtype: a visible non-finite or a real step, never 0.
+        u = _step(tx, jnp.array([_huge(dtype), 1.0, 0.0], dtype), params)
+        assert u[0] != 0, u
+
+
+def test_clip_by_global_norm_handles_norms_whose_square_overflows():
+    for dtype, big in ((jnp.float32, 1e20), (jnp.float16, 65504.0), (jnp.bfloat16, 1e30)):
+        u, _ = gk.clip_by_global_norm(1.0).update(jnp.array([big, big], dtype), gk.EmptyState())
+        np.testing.assert_allclose(np.asarray(u, np.float32), [2**-0.5, 2**-0.5], rtol=1e-2)
+
+
+# -- mismatched inputs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(gk.optimizers.BY_NAME))
+def test_mismatched_grads_and_states_are_refused_with_the_leaf_path(name):
+    tx = gk.optimizers.BY_NAME[name](0.1)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    cases = [
+        ({"w": jnp.ones(1)}, ValueError, ["['w']", "(1,)", "(3,)"]),
+        ({"w": jnp.ones(3, jnp.int32)}, TypeError, ["['w']", "int32"]),
+        ({"w": jnp.ones(3, bool)}, TypeError, ["['w']", "bool"]),
+        ({"w": jnp.ones(3, jnp.complex64)}, TypeError, ["['w']", "complex64", "float32"]),
+    ]
+    for grads, error, words in cases:
+        with pytest.raises(error) as info:
+            tx.update(grads, state, params)
+        assert all(w in str(info.value) for w in words), (grads, str(info.value))
+    for other_name, other in gk.optimizers.BY_NAME.items():
+        other_state = other(0.1).init(params)
+        if jax.tree.structure(other_state) != jax.tree.structure(state):
+            with pytest.raises(ValueError, match="state it did not make"):
+                tx.update(params, other_state, params)
+
+
+def test_apply_updates_does_not_broadcast():
+    with pytest.raises(ValueError, match=r"updates has shape \(3,\), but params has shape \(1,\)"):
+        gk.apply_updates(jnp.ones(1), jnp.ones(3))
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+CLI_BAD = [
+    (["race", "--tol", "-1"], "--tol", "-1"),
+    (["race", "-o", "sgd(momentum=2)"], "momentum in --optimizer", "2"),
+    (["race", "-o", "sgd(learning_rate='x')"], "learning_rate in --optimizer", "'x'"),
+    (["race", "-o", "sgd("], "--optimizer", "sgd("),
+    (["race", "--steps", "0"], "--steps", "0"),
+    (["schedules", "--peak", "-1"], "--peak", "-1"),
+    (["schedules", "--steps", "3"], "--steps", "3"),
+    (["train", "--lr", "-1"], "--lr", "-1"),
+    (["train", "--lr", "inf"], "--lr", "inf"),
+    (["train", "--l2", "-1"], "--l2", "-1"),
+    (["train", "--optimizer", "sgd", "--momentum", "1"], "--momentum", "1"),
+    (["train", "--sweep", "lr=0.1,-1"], "--lr", "-1"),
+    (["train", "--epochs", "0"], "--epochs", "0"),
+]
+
+
+@pytest.mark.parametrize("argv, flag, value", CLI_BAD, ids=[" ".join(a) for a, _, _ in CLI_BAD])
+def test_cli_bad_values_give_one_line_naming_the_flag_and_exit_2(argv, flag, value, capsys, tmp_path):
+    out = str(tmp_path / "out") + (".png" if argv[0] == "schedules" else "")
+    assert cli.main([*argv, "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err and value in err and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["race", "-l", "saddle", "--out", "{file}/race"],
+        ["race", "-l", "saddle", "--no-plots", "--html", "{file}/page.html"],
+        ["schedules", "--out", "{file}/s.png"],
+        ["train", "--out", "{file}/run"],
+    ],
+    ids=lambda a: a[0] + " " + a[-2],
+)
+def test_cli_unwritable_outputs_are_refused_before_any_work(argv, capsys, tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    began = time.perf_counter()
+    assert cli.main([a.replace("{file}", str(tmp_path / "file")) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert argv[-2] in err and "is a file" in err
+    assert time.perf_counter() - began < 10  # refused up front, not after the race or the training
+
+
+@pytest.mark.parametrize(
+    "argv", [["race", "-l", "saddle"], ["schedules"], ["train", "--epochs", "1"]], ids=lambda a: a[0]
+)
+def test_cli_missing_matplotlib_is_reported_before_any_work(argv, monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert "pip install 'gradkit[plot]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_bare_gradkit_prints_help_and_version_is_the_package_version(capsys):
+    assert cli.main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"gradkit {cli.version()}"
+
+
+def test_repr_shows_the_constructor_and_its_arguments_as_typed():
+    assert repr(gk.sgd(0.1, momentum=0.9)).startswith("sgd(learning_rate=0.1, momentum=0.9, nesterov=False")
+    assert "learning_rate=0.0001" in repr(gk.adam(jnp.float32(1e-4))) or "1e-04" in repr(gk.adam(jnp.float32(1e-4)))
+    assert "scale_by_adam(b1=0.9" in repr(gk.chain(gk.scale_by_adam(), gk.scale_by_learning_rate(0.1)))
+    assert repr(gk.schedules.cosine_annealing(0.1, 100)).startswith("cosine_annealing(init_value=0.1, total_steps=100")
+
+
+SIGINT_RUNS = {
+    "train": (["train", "--epochs", "500", "--hidden", "64", "--no-progress"], "stdout", "data "),
+    "race": (["race", "-l", "beale,rosenbrock,saddle", "--steps", "20000", "--lrs", "1e-3:1:64"], "stderr", "raced"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(SIGINT_RUNS))
+def test_ctrl_c_stops_promptly_with_one_line_exit_130_and_no_output(command, tmp_path):
+    argv, stream, ready = SIGINT_RUNS[command]
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = "import sys; from gradkit.cli import main; sys.exit(main())"
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, *argv, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        watched = p.stdout if stream == "stdout" else p.stderr
+        while ready not in (line := watched.readline()):
+            assert line, f"{command} ended before it started working"
+        p.send_signal(signal.SIGINT)
+        began = time.perf_counter()
+        _, stderr = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert time.perf_counter() - began < 10
+    assert p.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "gradkit: interrupted" and "Traceback" not in stderr
+    assert os.listdir(tmp_path) == []  # no output, no temporary left behind
