@@ -217,29 +217,32 @@ def _step(tx, grads, params, steps: int = 1):
     state = tx.init(params)
     for _ in range(steps):
         updates, state = tx.update(grads, state, params)
-    return np.asarray(jnp.asarray(updates, jnp.float32) if updates.dtype != jnp.float64 else updates)
+    return {k: np.asarray(v, np.float64) for k, v in updates.items()}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("name", sorted(gk.optimizers.BY_NAME))
 def test_nan_inf_zero_and_huge_gradients_are_never_a_silent_zero_step(name, dtype):
+    # One leaf per case (the coordinates of a leaf share nothing in these optimizers; per-leaf norms, as in
+    # LARS/LAMB, stay per leaf), so one update covers every case.
     with jax.enable_x64(dtype == jnp.float64):
         make = gk.optimizers.BY_NAME[name]
-        params = jnp.ones(3, dtype)
-        tx = make(0.1)
+        cases = {"nan": [jnp.nan, 1.0], "inf": [jnp.inf, 1.0], "zero": [0.0, 0.0], "huge": [_huge(dtype), 1.0]}
+        grads = {k: jnp.array(v, dtype) for k, v in cases.items()}
+        params = {k: jnp.ones(2, dtype) for k in cases}
+        u = _step(make(0.1), grads, params, steps=2)
         # NaN and inf propagate into that coordinate's update (and stay in the state), the others stay finite.
-        for bad in (jnp.nan, jnp.inf):
-            u = _step(tx, jnp.array([bad, 1.0, 0.0], dtype), params, steps=2)
-            assert not np.isfinite(u[0]) and np.isfinite(u[1:]).all(), (bad, u)
-        # A zero gradient is a finite step (0, or the weight decay alone), also with eps = 0.
-        assert np.isfinite(_step(tx, jnp.zeros(3, dtype), params)).all()
-        if "eps" in inspect.signature(make).parameters:
-            for g in (jnp.zeros(3, dtype), jnp.array([1e-30, 0.0, 1.0], dtype)):
-                u = _step(make(0.1, eps=0.0), g, params)
-                assert np.isfinite(u).all(), (g, u)
+        for bad in ("nan", "inf"):
+            assert not np.isfinite(u[bad][0]) and np.isfinite(u[bad][1]), (bad, u[bad])
+        # A zero gradient is a finite step (0, or the weight decay alone).
+        assert np.isfinite(u["zero"]).all(), u["zero"]
         # A gradient too big to square in the state's dtype: a visible non-finite or a real step, never 0.
-        u = _step(tx, jnp.array([_huge(dtype), 1.0, 0.0], dtype), params)
-        assert u[0] != 0, u
+        assert u["huge"][0] != 0, u["huge"]
+        # eps = 0: neither 0/0 on a zero gradient nor -inf on a gradient whose square underflows.
+        if "eps" in inspect.signature(make).parameters:
+            tiny = {"zero": jnp.zeros(2, dtype), "tiny": jnp.array([1e-30, 1.0], dtype)}
+            u = _step(make(0.1, eps=0.0), tiny, {k: jnp.ones(2, dtype) for k in tiny})
+            assert all(np.isfinite(v).all() for v in u.values()), u
 
 
 def test_clip_by_global_norm_handles_norms_whose_square_overflows():
@@ -353,34 +356,34 @@ def test_repr_shows_the_constructor_and_its_arguments_as_typed():
 
 SIGINT_RUNS = {
     "train": (["train", "--epochs", "500", "--hidden", "64", "--no-progress"], "stdout", "data "),
-    "race": (["race", "-l", "beale,rosenbrock,saddle", "--steps", "20000", "--lrs", "1e-3:1:64"], "stderr", "raced"),
+    "race": (["race", "-l", "beale,rosenbrock,saddle", "--steps", "20000"], "stderr", "racing"),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", sorted(SIGINT_RUNS))
-def test_ctrl_c_stops_promptly_with_one_line_exit_130_and_no_output(command, tmp_path):
-    argv, stream, ready = SIGINT_RUNS[command]
-    out = tmp_path / "out"
+def test_ctrl_c_stops_promptly_with_one_line_exit_130_and_no_output(tmp_path):
+    # Both commands start at once (the start-up, importing jax, is most of the time), each is
+    # interrupted once it is working, and each must be gone within seconds, leaving nothing behind.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     code = "import sys; from gradkit.cli import main; sys.exit(main())"
-    p = subprocess.Popen(
-        [sys.executable, "-c", code, *argv, "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    running = {}
+    for command, (flags, _, _) in SIGINT_RUNS.items():
+        (tmp_path / command).mkdir()
+        argv = [sys.executable, "-c", code, *flags, "--out", str(tmp_path / command / "out")]
+        running[command] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        watched = p.stdout if stream == "stdout" else p.stderr
-        while ready not in (line := watched.readline()):
-            assert line, f"{command} ended before it started working"
-        p.send_signal(signal.SIGINT)
-        began = time.perf_counter()
-        _, stderr = p.communicate(timeout=30)
+        for command, p in running.items():
+            _, stream, ready = SIGINT_RUNS[command]
+            watched = p.stdout if stream == "stdout" else p.stderr
+            while ready not in (line := watched.readline()):
+                assert line, f"{command} ended before it started working"
+            p.send_signal(signal.SIGINT)
+            began = time.perf_counter()
+            _, stderr = p.communicate(timeout=30)
+            assert time.perf_counter() - began < 10, command
+            assert p.returncode == 130, (command, stderr)
+            assert stderr.strip().splitlines()[-1] == "gradkit: interrupted" and "Traceback" not in stderr
+            assert os.listdir(tmp_path / command) == [], command  # no output, no temporary left behind
     finally:
-        p.kill()
-    assert time.perf_counter() - began < 10
-    assert p.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "gradkit: interrupted" and "Traceback" not in stderr
-    assert os.listdir(tmp_path) == []  # no output, no temporary left behind
+        for p in running.values():
+            p.kill()

@@ -131,16 +131,18 @@ def with_lr(grid: np.ndarray, lr: float) -> tuple[np.ndarray, int]:
 
 
 def _progress(total: int):
-    """A context manager yielding ``advance(description)``: a rich bar when rich is installed, else lines."""
+    """A context manager yielding ``advance(description, completed)``: a rich bar on a terminal, else lines."""
     import contextlib
 
     @contextlib.contextmanager
     def plain():
-        def advance(description: str) -> None:
+        def advance(description: str, completed: int) -> None:
             print(f"  {description}", file=sys.stderr, flush=True)
 
         yield advance
 
+    if not sys.stderr.isatty():  # a pipe or a log file gets one line per landscape, not bar redraws
+        return plain()
     try:
         from rich.progress import (
             BarColumn,
@@ -167,7 +169,7 @@ def _progress(total: int):
         )
         with Progress(*columns, transient=True, expand=True) as progress:
             task = progress.add_task("racing", total=total)
-            yield lambda description: progress.update(task, advance=1, description=description)
+            yield lambda description, completed: progress.update(task, completed=completed, description=description)
 
     return bar()
 
@@ -241,8 +243,8 @@ def run(args: argparse.Namespace) -> int:
     results = []
     with _progress(len(lands)) as advance:
         for k, land in enumerate(lands):
+            advance(f"racing {land.name} ({k + 1}/{len(lands)})", k)
             results.append(engine.race(land, optimizers, dict(zip(labels, grids)), steps=args.steps, tol=args.tol))
-            advance(f"raced {land.name} ({k + 1}/{len(lands)})")
     print_table(results, chosen)
     written = []
     if not args.no_plots:

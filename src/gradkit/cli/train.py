@@ -193,6 +193,40 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         check_writable("--out", args.out, directory=True)
         require("matplotlib", "plot", "gradkit train --out (its curves.png)")
 
+    # Optimizer: the float hyperparameters given (and the swept ones) are data; the rest keep their defaults.
+    optimizer = OPTIMIZERS[args.optimizer]
+    accepted = inspect.signature(optimizer).parameters
+    given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
+    for flag, value in RECIPE.get(args.optimizer, {}).items():
+        given.setdefault(flag, value)
+    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR))
+    sweep = _parse_sweep(args.sweep)
+    for flag in [*given, *sweep]:
+        if flag != "l2" and HYPERPARAMS[flag] not in accepted:
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
+                f"(its arguments: {', '.join(accepted)})"
+            )
+    if args.nesterov and "nesterov" not in accepted:
+        raise UsageError(f"--nesterov: {args.optimizer} has no Nesterov option")
+    hparams = {HYPERPARAMS[flag]: value for flag, value in given.items()}
+    n_runs = len(next(iter(sweep.values()))) if sweep else 1
+    for flag, values in sweep.items():
+        hparams[HYPERPARAMS[flag]] = values
+    if sweep:
+        hparams = {k: np.broadcast_to(np.asarray(v, np.float32), (n_runs,)) for k, v in hparams.items()}
+    static = {"nesterov": True} if args.nesterov else {}
+    if "mask" in accepted:
+        static["mask"] = models.weights_only
+    for value in np.atleast_1d(hparams.get("l2", 0.0)):
+        _checks.non_negative("--l2", float(value))
+    # The optimizer's own arguments are checked now, before the data is loaded (the schedule's, below).
+    flags = {arg: f"--{flag.replace('_', '-')}" for flag, arg in HYPERPARAMS.items()}
+    with _checks.aliases(**flags):
+        for r in range(n_runs):
+            run_hparams = {k: (float(v[r]) if sweep else v) for k, v in hparams.items() if k != "l2"}
+            optimizer(**run_hparams, **static)
+
     # Data.
     if args.data:
         x, y = datasets.load_npz(args.data, flatten=False)
@@ -230,40 +264,11 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     else:
         model = models.linear(n_features, parts.num_classes)
 
-    # Optimizer: the float hyperparameters given (and the swept ones) are data; the rest keep their defaults.
-    optimizer = OPTIMIZERS[args.optimizer]
-    accepted = inspect.signature(optimizer).parameters
-    given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
-    for flag, value in RECIPE.get(args.optimizer, {}).items():
-        given.setdefault(flag, value)
-    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR))
-    sweep = _parse_sweep(args.sweep)
-    for flag in [*given, *sweep]:
-        if flag != "l2" and HYPERPARAMS[flag] not in accepted:
-            raise UsageError(
-                f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
-                f"(its arguments: {', '.join(accepted)})"
-            )
-    if args.nesterov and "nesterov" not in accepted:
-        raise UsageError(f"--nesterov: {args.optimizer} has no Nesterov option")
-    hparams = {HYPERPARAMS[flag]: value for flag, value in given.items()}
-    n_runs = len(next(iter(sweep.values()))) if sweep else 1
-    for flag, values in sweep.items():
-        hparams[HYPERPARAMS[flag]] = values
-    if sweep:
-        hparams = {k: np.broadcast_to(np.asarray(v, np.float32), (n_runs,)) for k, v in hparams.items()}
-    static = {"nesterov": True} if args.nesterov else {}
-    if "mask" in accepted:
-        static["mask"] = models.weights_only
-    for value in np.atleast_1d(hparams.get("l2", 0.0)):
-        _checks.non_negative("--l2", float(value))
-
     # Schedule: its first argument is the learning rate; lengths are filled in from the run's steps.
     schedule = SCHEDULES[args.schedule]
     schedule_kwargs = _schedule_kwargs(schedule, args, steps_per_epoch, total_steps)
     make_tx = _make_tx(optimizer, schedule, schedule_kwargs, static)
     # Build each run once with concrete values: bad hyperparameters fail here, named by their flags.
-    flags = {arg: f"--{flag.replace('_', '-')}" for flag, arg in HYPERPARAMS.items()}
     schedule_params = list(inspect.signature(schedule).parameters)
     flags |= {name: f"--schedule-arg {name}" for name in schedule_params[1:]}
     flags |= {"total_steps": "--epochs", "warmup_steps": "--warmup-epochs", schedule_params[0]: "--lr"}
