@@ -368,7 +368,7 @@ def test_cli_schedules_without_matplotlib_says_how_to_install(tmp_path, monkeypa
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    assert main(["schedules", "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["schedules", "--out", str(tmp_path / "x.png")]) == 3  # exit 3: a missing optional dependency
     assert "pip install 'gradkit[plot]'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
