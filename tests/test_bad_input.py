@@ -387,3 +387,38 @@ def test_ctrl_c_stops_promptly_with_one_line_exit_130_and_no_output(tmp_path):
     finally:
         for p in running.values():
             p.kill()
+
+
+def test_params_npz_round_trips_both_checkpoints_exactly(tmp_path):
+    from gradkit.train import report
+    from gradkit.train.loop import Result
+
+    rng = np.random.default_rng(0)
+    final = [{"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.zeros(2, np.float32)}]
+    best = [{"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.ones(2, np.float32)}]
+    report.save_params(tmp_path / "params.npz", Result({}, {}, np.array(0), final, best, 0.0))
+    for which, expected in (("final", final), ("best", best)):
+        loaded = gk.train.load(tmp_path, which)
+        assert jax.tree.structure(loaded) == jax.tree.structure(expected)
+        for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(FileNotFoundError, match="no params.npz"):
+        gk.train.load(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="which must be 'best' or 'final'"):
+        gk.train.load(tmp_path, "last")
+
+
+@pytest.mark.slow
+def test_a_diverged_train_run_writes_strict_json_a_picture_and_params(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    argv = ["train", "--optimizer", "sgd", "--lr", "1e4", "--epochs", "3", "--hidden", "8", "--train-size", "100"]
+    assert cli.main([*argv, "--no-progress", "--out", str(out)]) == 1
+    assert "diverged" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert metrics["non_finite"]["train_loss"] and None in [e["train_loss"] for e in metrics["epochs"]]
+    assert (out / "curves.png").stat().st_size > 0
+    assert len(jax.tree.leaves(gk.train.load(out, "final"))) == 4
