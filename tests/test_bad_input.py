@@ -422,3 +422,35 @@ def test_a_diverged_train_run_writes_strict_json_a_picture_and_params(tmp_path, 
     assert metrics["non_finite"]["train_loss"] and None in [e["train_loss"] for e in metrics["epochs"]]
     assert (out / "curves.png").stat().st_size > 0
     assert len(jax.tree.leaves(gk.train.load(out, "final"))) == 4
+
+
+def test_progress_bar_keeps_elapsed_time_and_eta_at_80_columns():
+    import io
+
+    from rich.console import Console
+
+    from gradkit.cli import train
+
+    text = io.StringIO()
+    console = Console(file=text, width=80, force_terminal=True, color_system=None)
+    bar = train.progress_bar(console=console, auto_refresh=False)
+    metrics = "train loss 0.1234 acc 0.9876 | val loss 0.2345 acc 0.9765 (and more text than fits)"
+    bar.add_task("train", total=120, completed=30, metrics=metrics)
+    bar.start()
+    bar.refresh()
+    bar.stop()
+    line = [x for x in text.getvalue().replace("\r", "\n").splitlines() if "/120" in x][-1].replace("\x1b[2K", "")
+    assert "30/120" in line and "0:00:00" in line and "eta" in line and "━" in line
+    assert len(line.rstrip()) <= 80
+
+
+def test_sweep_values_are_shown_as_typed_not_as_float32(capsys):
+    pytest.importorskip("sklearn")
+    from gradkit.cli import _parser, train
+
+    argv = ["train", "--sweep", "lr=1e-4,1e-3", "--epochs", "1", "--hidden", "8"]
+    plan = train._plan(_parser(argv).parse_args(argv))
+    train._print_header(plan)
+    out = capsys.readouterr().out
+    assert "learning_rate=[0.0001, 0.001]" in out and "9.99999" not in out
+    assert train._config(plan)["hparams"]["learning_rate"] == [0.0001, 0.001]

@@ -481,6 +481,31 @@ def _print_summary(result: loop.Result, plan: dict) -> None:
     console.print(table)
 
 
+def progress_bar(**options: Any) -> Any:
+    """The rich bar: epoch count, bar, elapsed time, ETA, then the metrics, which at 80 columns are cut first."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+
+    return Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(bar_width=16),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+        expand=True,
+        **options,
+    )
+
+
 class _Progress:
     """A rich progress bar on a terminal; otherwise (not a TTY, rich missing) one plain line per epoch."""
 
@@ -489,28 +514,9 @@ class _Progress:
         self.bar = None
         if enabled and sys.stdout.isatty():
             try:
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeElapsedColumn,
-                    TimeRemainingColumn,
-                )
-                from rich.table import Column
+                self.bar = progress_bar()
             except ImportError:
                 return
-            self.bar = Progress(
-                TextColumn("epoch"),
-                MofNCompleteColumn(),
-                BarColumn(bar_width=16),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                # At 80 columns the metrics give way (cut with an ellipsis), never the bar or the times.
-                TextColumn("{task.fields[metrics]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
-                expand=True,
-            )
             self.task = self.bar.add_task("train", total=epochs, metrics="compiling...")
 
     def __enter__(self) -> _Progress:
