@@ -110,17 +110,26 @@ def abs_sq(g: jax.Array) -> jax.Array:
 def global_norm(tree: Tree) -> jax.Array:
     """The L2 norm of all leaves of ``tree`` taken together, in at least float32, without overflow.
 
-    The leaves are divided by ``s``, the power of two at the largest ``|x|``, before squaring:
-    ``||x|| = s * sqrt(sum |x / s|^2)``. Dividing by a power of two is exact, so the result is the same
-    number as the plain sum wherever that does not overflow or underflow, and finite wherever the norm
-    itself is representable (1e20 in float32, 65504 in float16). NaN and inf propagate.
+    The plain sum of squares is one pass. Only when it overflows (a norm of 1e20 in float32, 256 in a
+    float16 leaf) is it recomputed scaled: each leaf divided by ``s``, the power of two at the largest
+    ``|x|``, so ``||x|| = s * sqrt(sum |x / s|^2)`` is finite wherever the norm itself is representable.
+    (Under ``vmap`` both are computed.) NaN and inf leaves still give NaN and inf.
     """
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     dtype = jnp.result_type(jnp.float32, *(real_dtype(x.dtype) for x in leaves))
     if not leaves:
         return jnp.zeros((), dtype)
-    biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(dtype) for x in leaves]))
-    _, exponent = jnp.frexp(biggest)
-    s = jnp.ldexp(jnp.ones((), dtype), jnp.where(jnp.isfinite(biggest), exponent, 0))
-    squares = [jnp.sum(abs_sq(x.astype(jnp.promote_types(x.dtype, dtype)) / s)) for x in leaves]
-    return jnp.sqrt(sum(squares, jnp.zeros((), dtype))) * s
+
+    def plain() -> jax.Array:
+        squares = [jnp.sum(abs_sq(x), dtype=jnp.promote_types(real_dtype(x.dtype), jnp.float32)) for x in leaves]
+        return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32))).astype(dtype)
+
+    def scaled() -> jax.Array:
+        biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(dtype) for x in leaves]))
+        _, exponent = jnp.frexp(biggest)
+        s = jnp.ldexp(jnp.ones((), dtype), jnp.where(jnp.isfinite(biggest), exponent, 0))
+        squares = [jnp.sum(abs_sq(x.astype(jnp.promote_types(x.dtype, dtype)) / s)) for x in leaves]
+        return jnp.sqrt(sum(squares, jnp.zeros((), dtype))) * s
+
+    norm = plain()
+    return jax.lax.cond(jnp.isposinf(norm), scaled, lambda: norm)
