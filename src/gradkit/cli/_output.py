@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,7 +104,8 @@ def staged_file(path: str | os.PathLike) -> Iterator[Path]:
 def interrupted() -> None:
     """Ctrl-C: remove the partial outputs, say so in one line, exit 130 at once (from any thread)."""
     if not _exiting.acquire(blocking=False):
-        return  # the other path (signal handler or watcher thread) is already exiting
+        time.sleep(10)  # the other path (signal handler or watcher thread) is exiting; never return to work
+        os._exit(EXIT_INTERRUPTED)
     for tmp in list(PARTIAL):
         shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else Path(tmp).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
