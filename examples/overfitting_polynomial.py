@@ -80,17 +80,28 @@ def main(out="overfitting_polynomial.png"):
     except ImportError:
         print("(install matplotlib to draw the picture)")
         return errors
+    # One panel per model, so each fit is seen against the same points and the true curve. Colours are
+    # those of gradkit's figures (Okabe-Ito, colour-blind safe): fit blue, truth black, points orange.
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 11})
     grid = np.linspace(-1, 1, 400)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(grid, truth(grid), "k:", label="true curve")
-    for name, (degree, w) in fitted.items():
-        ax.plot(grid, np.asarray(features(grid, degree) @ w), label=name)
-    ax.plot(x_train, y_train, "ko", label="training points")
-    ax.set_ylim(-2.5, 2.5)
-    ax.legend(fontsize=8)
-    ax.set_title("Overfitting (lecture 3, chapter 1): fit the signal, not the noise")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), sharey=True, layout="constrained")
+    for ax, (name, (degree, w)) in zip(axes, fitted.items()):
+        train, test = errors[name]
+        ax.plot(grid, truth(grid), ":", color="black", lw=1.5, label="true curve sin(pi x)")
+        ax.plot(grid, np.asarray(features(grid, degree) @ w), color="#0072B2", lw=2.2, label="fitted model")
+        ax.plot(x_train, y_train, "o", color="#E69F00", mec="black", ms=7, label=f"{N_TRAIN} training points")
+        ax.set_ylim(-2.5, 2.5)
+        ax.set_xlabel("x")
+        ax.set_title(f"{name}\ntrain MSE {train:.3f}, test MSE {test:.3g}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("y")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(
+        f"Overfitting (lecture 3, chapter 1): {N_TRAIN} noisy points, noise floor MSE {NOISE**2:.3f}; "
+        "fit the signal, not the noise"
+    )
+    fig.savefig(out, dpi=100)
     print(f"picture: {out}")
     return errors
 

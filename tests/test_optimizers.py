@@ -283,8 +283,9 @@ def test_mismatched_gradient_tree_shows_both_structures():
 
 
 def test_integer_params_raise_type_error():
+    # Only a stateful optimizer looks at the leaves (plain SGD's init never does, as optax's).
     with pytest.raises(TypeError, match=r"only floating \(or complex\) leaves can be optimized.*params\['n'\].*int32"):
-        gk.sgd(0.1).init({"w": jnp.ones(2), "n": jnp.arange(3)})
+        gk.sgd(0.1, momentum=0.9).init({"w": jnp.ones(2), "n": jnp.arange(3)})
 
 
 def test_state_from_another_optimizer_is_rejected():

@@ -3,7 +3,7 @@
 One race per landscape: SGD, Momentum (sgd, momentum=0.9), RMSProp and Adam, each over the same 32
 log-spaced learning rates from 1e-4 to 1, 1000 steps, converged = within 0.01 of a global minimum.
 Where a claim does not hold (for a landscape or a setting) the test asserts what was measured instead,
-named after the reason; the README lists both with the numbers.
+named after the reason; docs/lecture-claims.md lists both with the numbers.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from gradkit.race import optimizer, page, race
 pytest.importorskip("matplotlib", reason="the race pictures need matplotlib (pip install 'gradkit[plot]')")
 
 ARGS = ["race", "--landscape", "saddle,narrow_valley", "--steps", "300", "--lrs", "1e-3:0.3:8"]
-COLOURS = {"SGD": (255, 0, 0), "Momentum": (0, 0, 255), "RMSProp": (0, 128, 0), "Adam": (255, 215, 0)}
+# The lecture's four in their Okabe-Ito colours (gradkit._style): vermillion, blue, bluish green, orange.
+COLOURS = {"SGD": (213, 94, 0), "Momentum": (0, 114, 178), "RMSProp": (0, 158, 115), "Adam": (230, 159, 0)}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -179,6 +180,13 @@ def test_page_in_headless_chromium_slider_redraws_paths_without_console_errors(o
     step = re.search(r'id="stepText"[^>]*>(\d+) / 300<', done.stdout)
     assert step and int(step.group(1)) > 0, done.stdout[-1500:]
     assert [line for line in done.stderr.splitlines() if "CONSOLE" in line] == []
+
+    # At the last step every run says how it ended, never "running"; the step counter is on one line.
+    done = _chromium("--dump-dom", url + "#step=end")
+    status = re.findall(r'id="counter\d+">([^<]*)<', done.stdout)
+    assert len(status) == 4, done.stdout[-1500:]
+    assert all(re.fullmatch(r"(converged|diverged) at step \d+|not converged in 300 steps", s) for s in status), status
+    assert re.search(r'id="stepText"[^>]*>300 / 300<', done.stdout)
 
     shot = outputs / "race_page.png"
     done = _chromium("--window-size=1100,660", f"--screenshot={shot}", url + "#step=end")

@@ -163,3 +163,9 @@ def one_of(name: str, value: Any, choices: tuple[Any, ...]) -> None:
         _fail(
             name, "one of " + ", ".join(map(repr, choices)), value, ValueError if isinstance(value, str) else TypeError
         )
+
+
+def transformation(name: str, value: Any) -> None:
+    """A gradient transformation: any object with ``init`` and ``update`` (gradkit's, optax's)."""
+    if not (hasattr(value, "init") and hasattr(value, "update")):
+        raise TypeError(f"{name} must be a gradient transformation (an object with init and update), got {value!r}")

@@ -8,11 +8,13 @@ float32 hyperparameter never promotes a bfloat16 update or moment.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.shard_alike import shard_alike
+from jax.sharding import NamedSharding, PartitionSpec
 
 Tree = Any
 
@@ -29,13 +31,23 @@ def check_same_structure(tree: Tree, reference: Tree, what: str, name: str = "up
 
 
 def check_floating(params: Tree, purpose: str = "optimized") -> None:
-    """Raise a TypeError when a leaf of ``params`` is not floating point or complex (it cannot be ``purpose``)."""
+    """Raise a TypeError naming the first leaf of ``params`` that is not a floating (or complex) array or number.
+
+    Stateful transformations call this (through ``zeros_like``) before building state; stateless ones never
+    look at the leaves, so a model with a non-array leaf (an activation function) works with plain SGD.
+    """
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        dtype = jnp.result_type(leaf)
-        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)):
+        try:
+            dtype = jnp.result_type(leaf)
+            what = f"has dtype {dtype}"
+        except TypeError:
+            dtype, what = None, f"is a {type(leaf).__name__} ({leaf!r:.60}), not an array"
+        if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)):
             raise TypeError(
-                f"only floating (or complex) leaves can be {purpose}, but params{jax.tree_util.keystr(path)} "
-                f"has dtype {dtype}. Cast it with .astype(jnp.float32) or keep it out of the optimized tree."
+                f"only floating (or complex) leaves can be {purpose}, but params{jax.tree_util.keystr(path)} {what}. "
+                "Keep it out of the tree the optimizer sees: cast it with .astype(jnp.float32), filter the tree "
+                "(equinox: tx.init(eqx.filter(model, eqx.is_inexact_array))), or leave it out with "
+                "gk.masked(tx, mask) (mask False for that leaf)."
             )
 
 
@@ -71,11 +83,87 @@ def check_like(tree: Tree, reference: Tree, what: str, name: str = "updates", sa
             )
 
 
+class MaskedNode(NamedTuple):
+    """Stands where a mask or a partition left a leaf out: an empty subtree, so it holds no state and costs no compute."""
+
+
+def _is_function(spec: Any) -> bool:
+    """A mask or label spec is a function when it is callable and not itself a pytree (equinox modules with
+    ``__call__`` are pytrees: they are read as trees)."""
+    if isinstance(spec, jax.tree_util.Partial):
+        return True
+    return callable(spec) and jax.tree_util.treedef_is_leaf(jax.tree.structure(spec))
+
+
+def _spread(spec: Tree, params: Tree, name: str) -> Tree:
+    """``spec`` (shaped like ``params`` or a prefix of it) copied down to every leaf of ``params``."""
+    try:
+        return jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, params)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"the {name} tree does not match the params tree (it must have the params' structure, or a prefix of it).\n"
+            f"  {name}:   {jax.tree.structure(spec)}\n  params: {jax.tree.structure(params)}\n"
+            f"jax says: {str(error).splitlines()[0]}"
+        ) from None
+
+
 def resolve_mask(mask: Any, params: Tree) -> Tree:
-    """A tree of bools shaped like ``params`` from a mask: None (all True), a bool tree, or ``params -> bool tree``."""
-    selected = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
-    check_same_structure(selected, params, "params", name="mask")
-    return selected
+    """A tree of Python bools shaped like ``params`` from a mask.
+
+    A mask is None (every leaf), a tree of bools shaped like ``params`` or a prefix of it (one bool for a
+    whole subtree), or a function ``params -> such a tree``. A callable pytree (an equinox module) is a tree.
+    """
+    spec = True if mask is None else mask(params) if _is_function(mask) else mask
+    selected = _spread(spec, params, "mask")
+    for path, leaf in jax.tree_util.tree_leaves_with_path(selected):
+        if isinstance(leaf, (bool, np.bool_)) or (_is_concrete(leaf) and np.asarray(leaf).dtype == bool):
+            continue
+        raise TypeError(
+            f"mask leaves must be True or False (known before tracing), but mask{jax.tree_util.keystr(path)} is {leaf!r}"
+        )
+    return jax.tree.map(bool, selected)
+
+
+def resolve_labels(labels: Any, params: Tree) -> Tree:
+    """A tree of labels shaped like ``params``: ``labels`` is such a tree (or a prefix of it) or ``params -> tree``."""
+    spec = labels(params) if _is_function(labels) else labels
+    return _spread(spec, params, "labels")
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer) and np.ndim(x) == 0
+
+
+def keep(tree: Tree, selected: Tree) -> Tree:
+    """``tree`` with each subtree whose ``selected`` leaf is False replaced by a ``MaskedNode``."""
+    return jax.tree.map(lambda s, sub: sub if s else MaskedNode(), selected, tree)
+
+
+def merge(selected: Tree, chosen: Tree, other: Tree) -> Tree:
+    """Subtree by subtree: from ``chosen`` where ``selected`` is True, from ``other`` where it is False."""
+    return jax.tree.map(lambda s, a, b: a if s else b, selected, chosen, other)
+
+
+def select(pred: jax.Array, on_true: Tree, on_false: Tree) -> Tree:
+    """``on_true`` where the scalar ``pred`` holds, else ``on_false``, leaf by leaf and bit for bit."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def all_finite(tree: Tree) -> jax.Array:
+    """True when no leaf of ``tree`` holds a NaN or an infinity."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)] or [True]))
+
+
+def leaf_paths(tree: Tree) -> list[str]:
+    """The path of each leaf as ``"a/b/0"``: dict keys, attribute names and sequence indices joined by ``/``."""
+
+    def name(key: Any) -> str:
+        for field in ("key", "name", "idx"):
+            if hasattr(key, field):
+                return str(getattr(key, field))
+        return str(key)
+
+    return ["/".join(name(k) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
 
 
 def real_dtype(dtype: Any) -> np.dtype:
@@ -84,17 +172,89 @@ def real_dtype(dtype: Any) -> np.dtype:
 
 
 def zeros_like(params: Tree, dtype: Any = None, real: bool = False, fill: Any = 0.0) -> Tree:
-    """A tree of arrays shaped like ``params`` filled with ``fill``.
+    """A tree of arrays shaped like ``params`` filled with ``fill``, each placed like its param.
 
     ``dtype`` overrides the leaf dtype; ``real=True`` stores complex leaves in their real dtype
-    (second moments hold ``|g|^2``, which is real).
+    (second moments hold ``|g|^2``, which is real). Every leaf gets its param's sharding: eagerly
+    from the param's own, under ``jit`` by asking the compiler to shard the two alike. Every leaf must be a
+    floating (or complex) array: this is where a stateful transformation meets the params, so a clear
+    error is raised here.
     """
+    check_floating(params)
 
     def leaf(p: jax.Array) -> jax.Array:
         d = jnp.result_type(p) if dtype is None else dtype
-        return jnp.full(jnp.shape(p), fill, real_dtype(d) if real else d)
+        return _placed_like(p, jnp.full_like(p, fill, real_dtype(d) if real else d))
 
     return jax.tree.map(leaf, params)
+
+
+def _placed_like(p: Any, x: jax.Array) -> jax.Array:
+    """``x`` (a fresh array shaped like ``p``) with ``p``'s sharding.
+
+    ``jnp.full_like`` already follows a concrete array's sharding, and a traced one's under explicit
+    mesh axes; with automatic axes a tracer carries no sharding, so the compiler is told to shard
+    ``x`` as it shards ``p`` (a no-op on one device).
+    """
+    if isinstance(p, jax.core.Tracer):
+        return shard_alike(p, x)[1]
+    return x
+
+
+def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
+    """A scalar ``value`` replicated over the devices of ``params`` (the step count of a chain).
+
+    Eagerly, params committed to a mesh (or a device) put it on every device of that mesh (on that
+    device), like the rest of the state; uncommitted params leave it where JAX puts new arrays. Under
+    ``jit`` it is tied to a param by an optimization barrier (free at run time): otherwise a state made
+    only of the count would use no param, and ``jit`` would drop the params and compile for one device.
+    """
+    leaves = jax.tree.leaves(params)
+    traced = [p for p in leaves if isinstance(p, jax.core.Tracer)]
+    if traced:
+        scalar, _ = jax.lax.optimization_barrier((jnp.asarray(value, dtype), traced[0]))
+        return scalar
+    replicated = _replicated_sharding(leaves)
+    if replicated is None:
+        return jnp.asarray(value, dtype)
+    return jnp.full((), value, dtype, device=replicated)
+
+
+def _replicated_sharding(leaves: list) -> jax.sharding.Sharding | None:
+    """Replicated over the devices of the first committed array among ``leaves`` (None if there is none)."""
+    for p in leaves:
+        if not (isinstance(p, jax.Array) and getattr(p, "committed", True)):  # older jax lacks the flag
+            continue
+        if isinstance(p.sharding, NamedSharding):
+            return NamedSharding(p.sharding.mesh, PartitionSpec())
+        if len(p.sharding.device_set) == 1:
+            return p.sharding
+    return None
+
+
+def map_params_shaped(
+    on_param: Callable[[Any, Any], Any], on_other: Callable[[Any], Any], state: Tree, params: Tree
+) -> Tree:
+    """Map each leaf of an optimizer ``state``, telling apart the leaves that mirror a param.
+
+    A subtree of ``state`` with the structure of ``params`` (a moment, a velocity) is paired with
+    ``params`` leaf by leaf: a leaf of its param's shape becomes ``on_param(param, leaf)``. Every other
+    leaf (a step count, a statistic of another shape) becomes ``on_other(leaf)``.
+    """
+    structure = jax.tree.structure(params)
+    param_leaves = structure.flatten_up_to(params)
+
+    def mirrors(node: Any) -> bool:
+        return jax.tree.structure(node) == structure
+
+    def visit(node: Any) -> Any:
+        if not mirrors(node):
+            return on_other(node)
+        leaves = structure.flatten_up_to(node)
+        mapped = [on_param(p, x) if jnp.shape(x) == jnp.shape(p) else on_other(x) for p, x in zip(param_leaves, leaves)]
+        return structure.unflatten(mapped)
+
+    return jax.tree.map(visit, state, is_leaf=mirrors)
 
 
 def map_like(fn: Callable[..., jax.Array], like: Tree, *trees: Tree) -> Tree:

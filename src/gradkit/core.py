@@ -12,6 +12,11 @@ learning-rate schedule) receive it from the chain they sit in, so a chain of any
 counter. Such transformations are returned already wrapped in a chain of one, and chains nested in
 chains are flattened, so ``gk.chain(gk.scale_by_adam(), gk.scale_by_learning_rate(schedule))`` still
 counts steps once.
+
+Extra keyword arguments given to a chain's ``update`` (``value=loss``, ``grad=...``, ``value_fn=...``)
+reach every part that accepts them; a part whose ``update`` takes neither ``**extra`` nor that name (a
+plain optax transformation) does not get them. Which part accepts what is read once, from the
+signature, when the chain is built.
 """
 
 from __future__ import annotations
@@ -50,11 +55,16 @@ class GradientTransformation(NamedTuple):
 
 
 class EmptyState(NamedTuple):
-    """The state of a stateless transformation."""
+    """The state of a stateless transformation: no fields (optax's ``EmptyState``)."""
 
 
 class ChainState(NamedTuple):
-    """The state of a chain: the step count (completed updates, int32, saturating) and each part's state."""
+    """The state of a chain.
+
+    ``count``: completed updates, int32, held at its maximum instead of wrapping; the one step counter every
+    ``Stepped`` part reads (optax keeps a ``count`` in each part's state, e.g. ``ScaleByAdamState.count``).
+    ``inner``: each part's state, in the chain's order (optax's ``chain`` state is this tuple alone).
+    """
 
     count: jax.Array
     inner: tuple
@@ -128,6 +138,21 @@ def increment(count: jax.Array) -> jax.Array:
     return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
 
 
+def keyword_filter(transform: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The extra keyword arguments ``transform.update`` accepts, decided once from its signature.
+
+    ``**extra`` in the signature accepts all of them; otherwise only those it names.
+    """
+    try:
+        parameters = inspect.signature(transform.update).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): pass everything, as before
+        return lambda extra: extra
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return lambda extra: extra
+    named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return lambda extra: {k: v for k, v in extra.items() if k in named}
+
+
 @described
 def identity() -> GradientTransformation:
     """Leave the updates unchanged: ``u = g``.
@@ -158,9 +183,10 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         else:
             raise TypeError(f"chain takes gradient transformations (objects with init and update), got {t!r}")
 
+    accepted = [keyword_filter(t) for t in parts]
+
     def init(params: Params) -> ChainState:
-        _tree.check_floating(params)
-        return ChainState(jnp.zeros((), jnp.int32), tuple(t.init(params) for t in parts))
+        return ChainState(_tree.scalar_like(params, 0, jnp.int32), tuple(t.init(params) for t in parts))
 
     def update(updates: Updates, state: ChainState, params: Params = None, **extra: Any) -> tuple[Updates, ChainState]:
         if not isinstance(state, ChainState) or len(state.inner) != len(parts):
@@ -171,12 +197,12 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         # Without params the updates are checked against themselves: floating dtypes only.
         _tree.check_like(updates, updates if params is None else params, "params")
         inner = []
-        for t, s in zip(parts, state.inner):
+        for t, s, accepts in zip(parts, state.inner, accepted):
             try:
                 if isinstance(t, Stepped):
-                    updates, new = t.update(updates, s, params, count=state.count, **extra)
+                    updates, new = t.update(updates, s, params, count=state.count, **accepts(extra))
                 else:
-                    updates, new = t.update(updates, s, params, **extra)
+                    updates, new = t.update(updates, s, params, **accepts(extra))
             except AttributeError as e:
                 if type(s).__name__ not in str(e):
                     raise

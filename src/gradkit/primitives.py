@@ -12,11 +12,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from gradkit import _checks, _tree
 from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, described, increment
 
-Schedule = Callable[[jax.Array], jax.Array]
+Schedule = Callable[[ArrayLike], jax.Array]  # step -> lr; the step may be an int, a float or an array
 Scalar = Any  # a Python float or a JAX scalar
 
 
@@ -137,6 +138,12 @@ def add_decayed_weights(weight_decay: Scalar, mask: Any = None) -> GradientTrans
 
 
 class MomentumState(NamedTuple):
+    """State of ``scale_by_momentum``.
+
+    ``velocity``: the running sum ``v <- decay*v + g``, one per param (optax's ``TraceState.trace``,
+    torch's ``state["momentum_buffer"]``).
+    """
+
     velocity: Updates
 
 
@@ -168,6 +175,12 @@ def scale_by_momentum(decay: Scalar = 0.9, nesterov: bool = False) -> GradientTr
 
 
 class RssState(NamedTuple):
+    """State of ``scale_by_rss``.
+
+    ``sum_of_squares``: ``h``, the sum of ``|g|^2`` so far, real dtype (optax's ``ScaleByRssState.sum_of_squares``,
+    torch Adagrad's ``state["sum"]``).
+    """
+
     sum_of_squares: Updates
 
 
@@ -195,6 +208,12 @@ def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) ->
 
 
 class RmsState(NamedTuple):
+    """State of ``scale_by_rms``.
+
+    ``mean_square``: ``h``, the moving average of ``|g|^2``, real dtype (optax's ``ScaleByRmsState.nu``,
+    torch RMSprop's ``state["square_avg"]``).
+    """
+
     mean_square: Updates
 
 
@@ -226,8 +245,14 @@ def scale_by_rms(
 
 
 class AdamState(NamedTuple):
-    mu: Updates  # first moment: running mean of g
-    nu: Updates  # second moment: running mean of |g|^2
+    """State of ``scale_by_adam`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``mu``: first moment, the running mean of ``g`` (optax ``ScaleByAdamState.mu``, torch ``exp_avg``).
+    ``nu``: second moment, the running mean of ``|g|^2``, real dtype (optax ``nu``, torch ``exp_avg_sq``).
+    """
+
+    mu: Updates
+    nu: Updates
 
 
 @described

@@ -13,11 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from gradkit import _checks, landscapes
+from gradkit import _checks, _style, landscapes
 from gradkit.cli._output import check_writable, require, staged_dir, staged_file
 from gradkit.race import engine
 
-PALETTE = ("purple", "darkorange", "teal", "brown", "magenta", "olive", "black", "navy")
+# Racers beyond the lecture's four take the rest of the Okabe-Ito palette, then Paul Tol's muted colours.
+PALETTE = (
+    _style.REDDISH_PURPLE,
+    _style.SKY_BLUE,
+    _style.BLACK,
+    "#882255",
+    "#999933",
+    "#44AA99",
+    "#332288",
+    _style.YELLOW,
+)
 DEFAULT_LR = 1e-3
 _SPEC = re.compile(r"^\s*(?:(?P<label>[^=()]+?)\s*=\s*)?(?P<call>[A-Za-z_]\w*\s*(?:\(.*\))?)\s*$", re.S)
 

@@ -12,7 +12,7 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit import _checks, schedules
+from gradkit import _checks, _style, schedules
 from gradkit.cli._output import check_writable, require, staged_file
 
 
@@ -46,13 +46,15 @@ def run(args: argparse.Namespace) -> int:
     _checks.non_negative("--peak", args.peak)
     check_writable("--out", args.out, directory=False)
     require("matplotlib", "plot", "gradkit schedules")
+    import matplotlib
     from matplotlib.figure import Figure
 
+    matplotlib.rcParams.update(_style.RC)
     fig = Figure(figsize=(10, 5.6), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True, sharey=True)
     for ax, (name, (formula, lr)) in zip(axes.flat, curves(args.steps, args.peak).items()):
-        ax.plot(np.arange(args.steps), lr, lw=1.8)
-        ax.set_title(f"{name}\n{formula}", fontsize=9)
+        ax.plot(np.arange(args.steps), lr, lw=2, color=_style.BLUE)
+        ax.set_title(f"{name}\n{formula}", fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("step t")
@@ -60,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
         ax.set_ylabel("learning rate")
     fig.suptitle(f"Learning-rate schedules over {args.steps} steps (gk.schedules)")
     with staged_file(args.out) as tmp:
-        fig.savefig(tmp, dpi=80)
+        fig.savefig(tmp, dpi=100)
     print(f"wrote {args.out}")
     return 0

@@ -52,7 +52,7 @@ HYPERPARAMS = {
 DEFAULT_LR = {"sgd": 0.1, "adagrad": 0.05}  # the lecture's table: 0.1 for SGD(+momentum), 1e-3 for Adam-like
 RECIPE_LR = 1e-3
 # The default run's AdamW values and length (with --augment shift on the digits), picked by mean
-# validation accuracy over the splits of seeds 0-4, ties broken by validation loss (README).
+# validation accuracy over the splits of seeds 0-4, ties broken by validation loss (docs/training.md).
 RECIPE = {"adamw": {"lr": 1e-2, "weight_decay": 0.1}}
 EPOCHS = 120
 AUGMENTS = ("none", "shift")
@@ -371,7 +371,10 @@ def _write_outputs(out: str, result: loop.Result, plan: dict, wall_time: float) 
     with staged_dir(out) as tmp:
         report.write_metrics(tmp / "metrics.json", result, _config(plan), wall_time)
         report.save_params(tmp / "params.npz", result)
-        title = f"{args.model} on {args.data or 'digits'}, {args.optimizer} + {args.schedule}"
+        n_train = len(plan["data"].y_train)
+        title = (
+            f"{args.model} on {args.data or 'digits'}, {n_train} training examples, {args.optimizer} + {args.schedule}"
+        )
         if plan["sweep"]:
             sweep = plan["sweep"]
             labels = plan["sweep_labels"] if len(sweep) > 1 else [f"{v:g}" for v in next(iter(sweep.values()))]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit import _checks, optimizers
+from gradkit import _checks, _style, optimizers
 from gradkit.core import GradientTransformation, apply_updates
 from gradkit.landscapes import Landscape
 
@@ -54,14 +54,15 @@ class Racer(NamedTuple):
     colour: str
 
 
-# The lecture's four, in its colours. The learning rates give comparable first steps from the built-in
+# The lecture's four, in colour-blind-safe colours (Okabe-Ito, gradkit._style), the same in every picture.
+# The learning rates give comparable first steps from the built-in
 # starts (gradient norms 4 to 270): SGD moves lr*|g| = 0.004 to 0.27, RMSProp's first step is
 # lr/sqrt(1 - 0.999) = 0.32 per coordinate (no bias correction), Adam's first step is lr = 0.1.
 LECTURE: tuple[Racer, ...] = (
-    Racer("SGD", "sgd", {}, 1e-3, "red"),
-    Racer("Momentum", "sgd", {"momentum": 0.9}, 1e-3, "blue"),
-    Racer("RMSProp", "rmsprop", {}, 1e-2, "green"),
-    Racer("Adam", "adam", {}, 1e-1, "gold"),
+    Racer("SGD", "sgd", {}, 1e-3, _style.VERMILLION),
+    Racer("Momentum", "sgd", {"momentum": 0.9}, 1e-3, _style.BLUE),
+    Racer("RMSProp", "rmsprop", {}, 1e-2, _style.BLUISH_GREEN),
+    Racer("Adam", "adam", {}, 1e-1, _style.ORANGE),
 )
 
 

@@ -1,6 +1,10 @@
 """The race as one self-contained HTML page (no network): contours, a learning-rate slider per optimizer,
 play/pause and live step counters, with the trajectories of the whole learning-rate grid embedded as JSON.
 
+The page shades the log-loss field smoothly and traces its contour lines as vectors (marching squares
+with linear interpolation), so they stay smooth at any size; it draws axes in the landscape's
+coordinates and says of each run whether it converged, diverged or did not converge.
+
 Coordinates are stored as integers: thousandths of the plotting box, delta-encoded along each path (a
 path that has stopped moving costs two characters a step), so every step is kept and zigzags survive.
 """
@@ -18,8 +22,8 @@ from gradkit.race.engine import RaceResult, escape_box
 from gradkit.race.plots import surface
 
 QUANTUM = 1000  # steps per box width
-SURFACE_SIZE = 120  # the contour grid is SURFACE_SIZE x SURFACE_SIZE values
-LEVELS = 250  # log-loss levels stored per grid value (0 = lowest)
+SURFACE_SIZE = 200  # the loss field is SURFACE_SIZE x SURFACE_SIZE values; the page traces vector contours in it
+LEVELS = 1000  # log-loss levels stored per grid value (0 = lowest)
 
 
 def encode_path(points: np.ndarray, bounds: np.ndarray) -> list[int]:
@@ -80,7 +84,8 @@ def write_page(
 ) -> Path:
     """Write the page for ``results`` (one per landscape); ``lr_index[k][i]`` is optimizer i's starting slider.
 
-    Open it from disk; ``#step=N`` opens paused at step N (``#step=end`` at the last), ``#selftest``
+    Open it from disk; ``#step=N`` opens paused at step N (``#step=end`` at the last), ``#landscape=NAME``
+    on that landscape (combine them: ``#landscape=rosenbrock&step=end``), ``#selftest``
     checks that moving a slider redraws the paths and writes the verdict into ``<pre id="selftest">``.
     """
     template = resources.files("gradkit.race").joinpath("page.html").read_text(encoding="utf-8")

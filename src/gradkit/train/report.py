@@ -1,15 +1,16 @@
 """What a run leaves behind: ``metrics.json`` (every epoch's numbers, the config, versions, wall time),
-``curves.png`` (train vs validation loss and accuracy, or, for a sweep, the generalization gap against
-the swept value) and ``params.npz`` (the last and the best-validation params, read back by ``load``).
-matplotlib is imported only when a picture is drawn (extra ``plot``).
+``curves.png`` (train vs validation loss and accuracy per epoch; for a sweep, one such column per run) and
+``params.npz`` (the last and the best-validation params, read back by ``load``). matplotlib is imported
+only when a picture is drawn (extra ``plot``).
 
 metrics.json is strict JSON: a non-finite number (a diverged run) is written as ``null`` and the
-``"non_finite"`` entry says which metrics and epochs were NaN or infinite.
+``"non_finite"`` entry says which metrics and epochs were NaN or infinite; the picture marks the epoch.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import zipfile
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gradkit._style import TRAIN, VALIDATION, pyplot
 from gradkit.train.loop import Result
 
 
@@ -47,27 +49,23 @@ def summary(result: Result) -> dict[str, Any]:
     """The headline numbers of a run (lists for a sweep): last epoch, the best-validation checkpoint, test."""
     last = lambda name: result.history[name][..., -1]
     at_best = lambda curve: np.take_along_axis(curve, result.best_epoch[..., None], axis=-1)[..., 0]
-    with np.errstate(invalid="ignore"):  # inf - inf in a diverged run is NaN, written as null
-        return _summary(result, last, at_best)
-
-
-def _summary(result: Result, last: Any, at_best: Any) -> dict[str, Any]:
-    return _plain(
-        {
-            "final_train_acc": last("train_acc"),
-            "final_val_acc": last("val_acc"),
-            "final_gap": gap(result)[..., -1],
-            "final_loss_gap": last("val_loss") - last("train_loss"),
-            "final_test_acc": result.test["final_acc"],
-            "final_test_loss": result.test["final_loss"],
-            "best_epoch": result.best_epoch + 1,  # 1-based, as printed
-            "best_gap": at_best(gap(result)),
-            "best_loss_gap": at_best(result.history["val_loss"] - result.history["train_loss"]),
-            "best_test_acc": result.test["best_acc"],
-            "best_test_loss": result.test["best_loss"],
-            "wall_time_s": result.wall_time,
-        }
-    )
+    with np.errstate(invalid="ignore"):  # inf - inf in a diverged run is NaN (null in metrics.json)
+        return _plain(
+            {
+                "final_train_acc": last("train_acc"),
+                "final_val_acc": last("val_acc"),
+                "final_gap": gap(result)[..., -1],
+                "final_loss_gap": last("val_loss") - last("train_loss"),
+                "final_test_acc": result.test["final_acc"],
+                "final_test_loss": result.test["final_loss"],
+                "best_epoch": result.best_epoch + 1,  # 1-based, as printed
+                "best_gap": at_best(gap(result)),
+                "best_loss_gap": at_best(result.history["val_loss"] - result.history["train_loss"]),
+                "best_test_acc": result.test["best_acc"],
+                "best_test_loss": result.test["best_loss"],
+                "wall_time_s": result.wall_time,
+            }
+        )
 
 
 def write_metrics(path: str | os.PathLike, result: Result, config: dict[str, Any], wall_time_total: float) -> None:
@@ -81,6 +79,7 @@ def write_metrics(path: str | os.PathLike, result: Result, config: dict[str, Any
         name: [int(e) + 1 for e in np.flatnonzero(~np.isfinite(np.asarray(v)).reshape(-1, v.shape[-1]).all(axis=0))]
         for name, v in result.history.items()
     }
+    headline = summary(result)
     payload = {
         "non_finite": {k: v for k, v in non_finite.items() if v} or None,
         "config": config,
@@ -88,10 +87,10 @@ def write_metrics(path: str | os.PathLike, result: Result, config: dict[str, Any
         "wall_time_s": wall_time_total,
         "train_time_s": result.wall_time,
         "epochs": epochs,
-        "summary": summary(result),
+        "summary": headline,
     }
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, allow_nan=False)
+        json.dump(_strict(payload), f, indent=2, allow_nan=False)
         f.write("\n")
 
 
@@ -105,13 +104,22 @@ def diverged_epochs(result: Result) -> str:
     return ", ".join(parts)
 
 
-def _mark_divergence(ax: Any, result: Result) -> None:
+def _mark_divergence(ax: Any, losses: np.ndarray, n_epochs: int) -> None:
     """A red line and label at the first epoch whose loss is NaN or infinite (the curves stop there)."""
-    bad = ~np.isfinite(np.asarray(result.history["train_loss"])).reshape(-1, result.history["train_loss"].shape[-1])
+    bad = ~np.isfinite(np.asarray(losses))
     if bad.any():
-        epoch = int(np.argmax(bad.any(axis=0))) + 1
-        ax.axvline(epoch, color="red", linewidth=2, label=f"diverged (loss NaN/inf) at epoch {epoch}")
+        epoch = int(np.argmax(bad)) + 1
+        ax.axvline(epoch, color="red", lw=2, label=f"diverged (loss NaN/inf) at epoch {epoch}")
         ax.text(epoch, 0.5, " diverged", color="red", transform=ax.get_xaxis_transform(), fontsize=12, va="center")
+        ax.set_xlim(1, max(n_epochs, 2))  # the loss curve stops early; keep every epoch in view
+
+
+def _log_if_positive(ax: Any, *curves: np.ndarray) -> None:
+    """A log y axis, unless no finite positive value is left to draw (a run diverged from the start)."""
+    finite = np.concatenate([np.asarray(c, float).reshape(-1) for c in curves])
+    finite = finite[np.isfinite(finite)]
+    if finite.size and (finite > 0).all():
+        ax.set_yscale("log")
 
 
 def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> None:
@@ -119,86 +127,88 @@ def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> Non
     plt = _pyplot()
     epochs = np.arange(1, result.history["train_loss"].shape[-1] + 1)
     best = int(result.best_epoch) + 1
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):
-        ax.plot(epochs, result.history[f"train_{name}"], label="train")
-        ax.plot(epochs, result.history[f"val_{name}"], label="validation")
-        ax.axvline(best, color="gray", linestyle=":", label=f"best validation loss (epoch {best})")
+        ax.plot(epochs, result.history[f"train_{name}"], color=TRAIN, lw=2, label="train")
+        ax.plot(epochs, result.history[f"val_{name}"], color=VALIDATION, lw=2, label="validation")
+        ax.axvline(best, color="grey", linestyle=":", label=f"best validation loss (epoch {best})")
         ax.set_xlabel("epoch")
-        ax.set_xlim(1, max(len(epochs), 2))  # a diverged loss curve stops early; keep every epoch in view
         ax.grid(alpha=0.3)
-    ax_loss.set_ylabel("cross-entropy")
-    finite = np.asarray(result.history["train_loss"])[np.isfinite(result.history["train_loss"])]
-    if finite.size and (finite > 0).all():
-        ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("cross-entropy (log scale)")
+    _log_if_positive(ax_loss, result.history["train_loss"], result.history["val_loss"])
     for ax in (ax_loss, ax_acc):
-        _mark_divergence(ax, result)
+        _mark_divergence(ax, result.history["train_loss"], len(epochs))
     ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title(f"final gap (train - val accuracy): {float(gap(result)[-1]):+.3f}")
-    ax_acc.set_ylim(-0.02, 1.02)
-    ax_loss.legend()
+    ax_loss.set_title("loss")
+    ax_acc.set_title(f"accuracy; final gap (train - validation): {100 * float(gap(result)[-1]):+.1f} points")
+    handles, labels = ax_loss.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def plot_sweep(path: str | os.PathLike, result: Result, name: str, labels: Sequence[str], title: str = "") -> None:
-    """``curves.png`` for a sweep: the generalization gap and the accuracies against the swept value
-    (``labels``, one per run), plus each run's validation loss per epoch."""
+    """``curves.png`` for a sweep, as small multiples: one column per run (``labels``, one per run), its
+    train and validation loss per epoch above, its accuracies below, on shared axes so the runs compare."""
+    fig = sweep_figure(result, name, labels, title)
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+
+
+def sweep_figure(result: Result, name: str, labels: Sequence[str], title: str = ""):
+    """The figure ``plot_sweep`` writes: ``axes[0, k]`` run k's losses, ``axes[1, k]`` its accuracies."""
     plt = _pyplot()
-    pos = np.arange(len(labels))  # evenly spaced: sweeps are log grids that often include 0
-    s = summary(result)
-    fig, (ax_gap, ax_acc, ax_val) = plt.subplots(1, 3, figsize=(15, 4))
-    ax_gap.plot(pos, s["final_gap"], "o-", label="last epoch")
-    ax_gap.plot(pos, s["best_gap"], "s--", label="best-validation checkpoint")
-    ax_gap.set_ylabel("train - validation accuracy")
-    ax_gap.set_title("generalization gap")
-    ax_acc.plot(pos, s["final_train_acc"], "o-", label="train (last epoch)")
-    ax_acc.plot(pos, s["final_val_acc"], "o-", label="validation (last epoch)")
-    ax_acc.plot(pos, s["best_test_acc"], "s--", label="test (checkpoint)")
-    ax_acc.set_ylabel("accuracy")
-    for ax in (ax_gap, ax_acc):
-        ax.set_xticks(pos, labels, rotation=20 if max(map(len, labels)) > 8 else 0)
-        ax.set_xlabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    runs = len(labels)
     epochs = np.arange(1, result.history["val_loss"].shape[-1] + 1)
-    for label, curve in zip(labels, result.history["val_loss"]):
-        ax_val.plot(epochs, curve, label=label if "=" in label else f"{name}={label}")
-    finite = np.asarray(result.history["val_loss"])[np.isfinite(result.history["val_loss"])]
-    if finite.size and (finite > 0).all():
-        ax_val.set_yscale("log")
-    _mark_divergence(ax_val, result)
-    ax_val.set_xlabel("epoch")
-    ax_val.set_ylabel("validation cross-entropy")
-    ax_val.grid(alpha=0.3)
-    ax_val.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    s = summary(result)
+    fig, axes = plt.subplots(
+        2, runs, figsize=(1.2 + 3.4 * runs, 6.6), sharex=True, sharey="row", squeeze=False, layout="constrained"
+    )
+    for k, label in enumerate(labels):
+        ax_loss, ax_acc = axes[0, k], axes[1, k]
+        best = s["best_epoch"][k]
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(epochs, result.history[f"train_{metric}"][k], color=TRAIN, lw=2, label="train")
+            ax.plot(epochs, result.history[f"val_{metric}"][k], color=VALIDATION, lw=2, label="validation")
+            ax.axvline(best, color="grey", linestyle=":", label="best validation loss (checkpoint)")
+            _mark_divergence(ax, result.history["train_loss"][k], len(epochs))
+            ax.grid(alpha=0.3)
+        setting = label if "=" in label else f"{name}={label}"
+        gap_points, loss_gap = 100 * s["final_gap"][k], s["final_loss_gap"][k]
+        ax_loss.set_title(f"{setting}\ngap {gap_points:.1f} points, loss gap {loss_gap:.2f}", fontsize=10)
+        ax_acc.set_xlabel("epoch")
+    _log_if_positive(axes[0, 0], result.history["train_loss"], result.history["val_loss"])
+    axes[0, 0].set_ylabel("cross-entropy (log scale)")
+    axes[1, 0].set_ylabel("accuracy")
+    handles, legend_labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"{title}\ngap = train - validation accuracy, loss gap = validation - train loss, last epoch")
+    return fig
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ImportError("curves.png needs matplotlib: `pip install gradkit[plot]`") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    """pyplot with gradkit's figure style, or an ImportError naming the extra to install."""
+    return pyplot("plot")
 
 
 def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays as JSON-ready floats, ints and lists; NaN and inf become None (null)."""
+    """NumPy scalars and arrays as JSON-ready floats, ints and lists."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     array = np.asarray(value)
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        array = np.where(np.isfinite(array), array, None)
     return array.tolist()
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every NaN and inf float replaced by None, so ``json.dump`` writes strict JSON (null)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # -- params.npz -------------------------------------------------------------------------------------
@@ -265,6 +275,7 @@ __all__ = [
     "plot_sweep",
     "save_params",
     "summary",
+    "sweep_figure",
     "versions",
     "write_metrics",
 ]
