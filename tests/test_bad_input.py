@@ -63,6 +63,9 @@ VALID = {
     "milestones": [10, 20],
     "boundaries": [10],
     "schedules": [gk.schedules.constant(0.1), gk.schedules.constant(0.01)],
+    "transforms": {"a": gk.sgd(0.1)},
+    "labels": lambda params: jax.tree.map(lambda _: "a", params),
+    "mask": lambda params: jax.tree.map(lambda _: True, params),
     "rate": 0.9,
     "power": 2.0,
     "end_value": 0.0,
@@ -74,6 +77,8 @@ VALID = {
 def _kind(name: str, parameter: inspect.Parameter) -> str | None:
     """The argument's kind, from its annotation: number, length, flag, dtype, steps, choice (None: not checked here)."""
     annotation = str(parameter.annotation)
+    if annotation == "GradientTransformation":
+        return "transformation"
     if name.endswith("_dtype"):
         return "dtype"
     if annotation == "bool":
@@ -89,7 +94,15 @@ def _kind(name: str, parameter: inspect.Parameter) -> str | None:
     return None
 
 
-KIND_VALID = {"number": 0.1, "length": 10, "flag": False, "dtype": None, "steps": [10, 20], "choice": None}
+KIND_VALID = {
+    "transformation": gk.sgd(0.1),
+    "number": 0.1,
+    "length": 10,
+    "flag": False,
+    "dtype": None,
+    "steps": [10, 20],
+    "choice": None,
+}
 
 # Bad values per kind, with the exception each must raise. "-1" is out of range for every length and
 # for every number except a plain factor (``scale(-0.1)`` is meaningful), which is listed separately.
@@ -108,6 +121,7 @@ BAD = {
     "dtype": [(jnp.int32, TypeError), (jnp.bool_, TypeError), ("banana", TypeError)],
     "steps": [(5, TypeError), ([[10], [20]], TypeError), ("10,20", TypeError), ([10, float("inf")], ValueError)],
     "choice": [("banana", ValueError), (3, TypeError)],
+    "transformation": [(None, TypeError), ("sgd", TypeError), (0.1, TypeError)],
 }
 
 
@@ -115,10 +129,12 @@ def _arguments(fn):
     """(valid keyword arguments, {checked argument: its kind})."""
     valid, kinds = {}, {}
     for name, p in inspect.signature(fn).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
         kind = _kind(name, p)
         if kind is not None:
             kinds[name] = kind
-        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD:
+        if p.default is inspect.Parameter.empty:
             valid[name] = VALID.get(name, KIND_VALID.get(kind))
     return valid, kinds
 
@@ -454,3 +470,11 @@ def test_sweep_values_are_shown_as_typed_not_as_float32(capsys):
     out = capsys.readouterr().out
     assert "learning_rate=[0.0001, 0.001]" in out and "9.99999" not in out
     assert train._config(plan)["hparams"]["learning_rate"] == [0.0001, 0.001]
+
+
+@pytest.mark.parametrize("constructor", sorted(CONSTRUCTORS))
+def test_every_constructor_has_a_repr_naming_it(constructor):
+    # A new public constructor gets this by adding @gradkit.core.described above its def.
+    fn = CONSTRUCTORS[constructor]
+    valid, _ = _arguments(fn)
+    assert repr(fn(**valid)).startswith(f"{fn.__name__}("), repr(fn(**valid))[:200]
