@@ -194,8 +194,10 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
                 f"this chain of {len(parts)} transformations got a state it did not make: {type(state).__name__}. "
                 "Pass the state returned by the same optimizer's init (or its last update)."
             )
-        # Without params the updates are checked against themselves: floating dtypes only.
-        _tree.check_like(updates, updates if params is None else params, "params")
+        # Checked against the params when shaped like them; otherwise (no params, or an unfiltered equinox
+        # model whose grads hold None for its non-array leaves) against themselves: floating dtypes only.
+        like_params = params is not None and jax.tree.structure(updates) == jax.tree.structure(params)
+        _tree.check_like(updates, params if like_params else updates, "params")
         inner = []
         for t, s, accepts in zip(parts, state.inner, accepted):
             try:
