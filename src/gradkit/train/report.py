@@ -111,7 +111,7 @@ def _mark_divergence(ax: Any, losses: np.ndarray, n_epochs: int) -> None:
         epoch = int(np.argmax(bad)) + 1
         ax.axvline(epoch, color="red", lw=2, label=f"diverged (loss NaN/inf) at epoch {epoch}")
         ax.text(epoch, 0.5, " diverged", color="red", transform=ax.get_xaxis_transform(), fontsize=12, va="center")
-        ax.set_xlim(1, max(n_epochs, 2))  # the loss curve stops early; keep every epoch in view
+        ax.set_xlim(0.8, max(n_epochs, 2) + 0.2)  # the loss curve stops early; keep every epoch in view
 
 
 def _log_if_positive(ax: Any, *curves: np.ndarray) -> None:
@@ -128,9 +128,11 @@ def plot_curves(path: str | os.PathLike, result: Result, title: str = "") -> Non
     epochs = np.arange(1, result.history["train_loss"].shape[-1] + 1)
     best = int(result.best_epoch) + 1
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
+    # A diverged run may leave single finite points between NaNs: markers keep them visible.
+    marker = None if np.isfinite(result.history["train_loss"]).all() else "o"
     for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):
-        ax.plot(epochs, result.history[f"train_{name}"], color=TRAIN, lw=2, label="train")
-        ax.plot(epochs, result.history[f"val_{name}"], color=VALIDATION, lw=2, label="validation")
+        ax.plot(epochs, result.history[f"train_{name}"], color=TRAIN, lw=2, marker=marker, label="train")
+        ax.plot(epochs, result.history[f"val_{name}"], color=VALIDATION, lw=2, marker=marker, label="validation")
         ax.axvline(best, color="grey", linestyle=":", label=f"best validation loss (epoch {best})")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
