@@ -73,3 +73,31 @@ def test_clipped_norm_never_exceeds_max_norm(max_norm, g):
     assert norm <= max_norm * (1 + 1e-6)
     if np.linalg.norm(g) <= max_norm:  # below the threshold nothing changes
         np.testing.assert_array_equal(updates["w"], g)
+
+
+# -- beyond the lecture: the optimizers that follow optax (argument mapping in tests/test_optimizers_more_optax.py) --
+
+FEW = settings(max_examples=20, deadline=None)
+
+
+@FEW
+@given(g=gradients, lr=rates, b1=decays, b2=decays, eps=epsilons)
+def test_adabelief_is_optax_adabelief_for_any_hyperparameters(g, lr, b1, b2, eps):
+    a, b = three_steps(gk.adabelief(lr, b1, b2, eps), optax.adabelief(lr, b1, b2, eps), g)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * lr)
+
+
+@FEW
+@given(g=gradients, lr=rates, b1=decays, b2=decays, eps=epsilons, wd=f32(0.0, 0.1))
+def test_lamb_is_optax_lamb_for_any_hyperparameters(g, lr, b1, b2, eps, wd):
+    a, b = three_steps(gk.lamb(lr, b1, b2, eps, weight_decay=wd), optax.lamb(lr, b1, b2, eps, weight_decay=wd), g)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * lr)
+
+
+@FEW
+@given(g=gradients, lr=rates, momentum=decays, coefficient=f32(1e-4, 1.0), wd=f32(0.0, 0.1))
+def test_lars_is_optax_lars_for_any_hyperparameters(g, lr, momentum, coefficient, wd):
+    ours = gk.lars(lr, wd, coefficient, momentum=momentum)
+    theirs = optax.lars(lr, wd, trust_coefficient=coefficient, momentum=momentum)
+    a, b = three_steps(ours, theirs, g)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * lr)

@@ -126,7 +126,7 @@ def test_learning_rate_is_traced_data_one_compile_for_a_new_grid():
 
 
 def test_unknown_optimizer_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; known optimizers: .*adam, adamw.*sgd"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; known optimizers: .*adam, adamax, adamw.*sgd"):
         optimizer("adamm")
 
 

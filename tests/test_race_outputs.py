@@ -85,7 +85,10 @@ def test_race_help_explains_the_options(capsys):
     "argv, message",
     [
         (["--landscape", "bael"], "unknown landscape 'bael'; known landscapes: beale, rosenbrock"),
-        (["--optimizer", "adamm"], "unknown optimizer 'adamm'; known optimizers: adagrad, adam"),
+        (
+            ["--optimizer", "adamm"],
+            "unknown optimizer 'adamm'; known optimizers: adabelief, adadelta, adafactor, adagrad, adam",
+        ),
         (["--optimizer", "sgd(momentun=0.9)"], "gk.sgd does not accept {'momentun': 0.9}"),
         (["--optimizer", "sgd(0.1)"], "keyword arguments only"),
         (["--lrs", "1:0.1:5"], "--lrs needs 0 < MIN <= MAX"),

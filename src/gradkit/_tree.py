@@ -293,3 +293,49 @@ def global_norm(tree: Tree) -> jax.Array:
 
     norm = plain()
     return jax.lax.cond(jnp.isposinf(norm), scaled, lambda: norm)
+
+
+def cast_like(tree: Tree, like: Tree) -> Tree:
+    """``tree`` with each leaf cast to the dtype of its leaf in ``like`` (a state stored in its own dtype)."""
+    return jax.tree.map(lambda x, ref: x.astype(jnp.result_type(ref)), tree, like)
+
+
+def scalar_dtype(tree: Tree) -> np.dtype:
+    """The real dtype scalars about ``tree`` (a loss value, a step size, a dot product) are kept in: the
+    widest real dtype of its leaves, at least float32."""
+    return real_dtype(jnp.result_type(jnp.float32, *jax.tree.leaves(tree)))
+
+
+def vdot(a: Tree, b: Tree) -> jax.Array:
+    """``<a, b> = sum_i a_i b_i`` over all leaves together (real leaves), accumulated in ``scalar_dtype(a)``."""
+    check_same_structure(b, a, "params", name="direction")
+    dtype = scalar_dtype(a)
+    products = [jnp.sum(x.astype(dtype) * y.astype(dtype)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return sum(products, jnp.zeros((), dtype))
+
+
+def stacked_zeros(params: Tree, size: int) -> Tree:
+    """``size`` zero copies of ``params`` stacked along a new leading axis (a fixed-size memory of trees)."""
+    return jax.tree.map(lambda p: jnp.zeros((size, *jnp.shape(p)), jnp.result_type(p)), params)
+
+
+def push(stacked: Tree, tree: Tree) -> Tree:
+    """A memory made by ``stacked_zeros`` with its oldest entry (index 0) dropped and ``tree`` appended last."""
+    return jax.tree.map(lambda s, x: jnp.concatenate([s[1:], x[None].astype(s.dtype)]), stacked, tree)
+
+
+def check_real(params: Tree, purpose: str) -> None:
+    """Raise a TypeError when a leaf of ``params`` is not a real floating-point array (``purpose`` needs real numbers)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{purpose} needs real floating-point params, but params{jax.tree_util.keystr(path)} has dtype "
+                f"{dtype}. Optimize the real and imaginary parts as separate real leaves."
+            )
+
+
+def equal(a: Tree, b: Tree) -> jax.Array:
+    """A bool scalar: every element of every leaf of ``a`` equals its counterpart in ``b``."""
+    same = [jnp.all(x == y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return jnp.all(jnp.stack(same)) if same else jnp.asarray(True)

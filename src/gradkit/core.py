@@ -123,8 +123,10 @@ def described(constructor: Constructor) -> Constructor:
                 shown += [_show(v) for v in value]
             else:
                 shown.append(f"{name}={_show(value)}")
-        if not hasattr(tx, "__dict__"):  # a plain NamedTuple has no room for the description
+        if type(tx) is GradientTransformation:  # a plain NamedTuple has no room for the description
             tx = _Described(tx.init, tx.update)
+        elif not hasattr(tx, "__dict__"):  # another NamedTuple type: keep it as it is
+            return tx
         tx.description = f"{constructor.__name__}({', '.join(shown)})"
         if isinstance(tx, _Chain) and len(tx.parts) == 1 and hasattr(tx.parts[0], "__dict__"):
             tx.parts[0].description = tx.description  # it shows when the chain is flattened into another

@@ -172,36 +172,103 @@ def log_softmax(scores: Any, axis: int = -1) -> Array:
     return _log_softmax(_check_scores("scores", scores), axis)
 
 
-def softmax_cross_entropy(logits: Any, labels: Any) -> Array:
+def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1, where: Any = None) -> Array:
     """Per-example cross-entropy ``L_i = -log p(y_i) = log sum_j exp(s_j) - s_{y_i}``, or ``-sum_k q_k log p_k``.
 
-    ``labels``: integer class indices of shape ``logits.shape[:-1]``, or floating probability vectors
-    ``q`` of shape ``logits.shape`` (rows summing to 1, checked when concrete). The gradient with
-    respect to the logits is ``softmax(s) - onehot(y)`` (``softmax(s) - q``), finite for any finite
-    logits. Logits of ``-inf`` (masked classes) are allowed where the label puts no mass.
-    optax splits this into ``softmax_cross_entropy`` (probabilities) and
-    ``softmax_cross_entropy_with_integer_labels``; torch's ``F.cross_entropy(..., reduction="none")``
-    takes both forms but with the class axis at 1.
+    ``labels``: integer class indices of shape ``logits.shape`` without ``axis``, or floating probability
+    vectors ``q`` of shape ``logits.shape`` (summing to 1 along ``axis``, checked when concrete). The
+    gradient with respect to the logits is ``softmax(s) - onehot(y)`` (``softmax(s) - q``), finite for
+    any finite logits. Logits of ``-inf`` (masked classes) are allowed where the label puts no mass.
+
+    ``axis``: the class axis (torch's ``F.cross_entropy`` uses 1). ``where``: a bool mask, either one
+    entry per example (shape ``logits.shape`` without ``axis``; False rows give loss 0 and gradient 0,
+    whatever their labels, e.g. padding) or one per logit (shape ``logits.shape``; False classes are
+    left out of the softmax and of the sum, and a row with no class left gives 0). optax splits this
+    into ``softmax_cross_entropy(logits, labels, axis, where)`` (probabilities) and
+    ``softmax_cross_entropy_with_integer_labels(logits, labels, axis, where)``, with the same ``axis``
+    and ``where`` (an int ``axis`` only here); torch's ``F.cross_entropy(..., reduction="none")``
+    takes both label forms with the class axis at 1 and ``ignore_index`` for masked rows.
 
     >>> gk.losses.softmax_cross_entropy(jnp.array([[3.2, 1.3, 2.2]]), jnp.array([0]))   # [0.417]
     """
     logits = _check_scores("logits", logits)
     labels = jnp.asarray(labels)
+    if not isinstance(axis, int | np.integer) or not -logits.ndim <= axis < logits.ndim:
+        raise ValueError(f"axis must be an int naming an axis of the logits (ndim {logits.ndim}), got {axis!r}")
+    floating = jnp.issubdtype(labels.dtype, jnp.floating)
+    if floating and labels.shape == logits.shape:
+        labels = jnp.moveaxis(labels, axis, -1)
+    logits = jnp.moveaxis(logits, axis, -1)
+    keep = None if where is None else _class_mask(where, logits, axis)
+    concrete_rows = None
+    if keep is not None and not isinstance(where, jax.core.Tracer):  # checked on the rows that count
+        w = np.asarray(where)
+        if w.ndim == logits.ndim - 1:
+            concrete_rows = np.broadcast_to(w, logits.shape[:-1])
+        else:
+            concrete_rows = np.broadcast_to(np.moveaxis(w, axis, -1), logits.shape).any(-1)
     if jnp.issubdtype(labels.dtype, jnp.integer):
-        _check_indices(labels, logits)
-        return _cross_entropy_indices(logits, labels)
-    if not jnp.issubdtype(labels.dtype, jnp.floating):
+        if concrete_rows is None:
+            _check_indices(labels, logits)
+        else:
+            _check_indices(jnp.where(concrete_rows, labels, 0), logits)
+        if keep is None:
+            return _cross_entropy_indices(logits, labels)
+        return _masked_cross_entropy_indices(logits, labels, keep)
+    if not floating:
         raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {labels.dtype}")
     if labels.shape != logits.shape:
         raise ValueError(
             f"probability labels must have the shape of the logits {logits.shape}, got {labels.shape}. "
-            "For class indices pass an integer array of shape logits.shape[:-1]."
+            "For class indices pass an integer array of shape logits.shape without axis."
         )
     if not isinstance(labels, jax.core.Tracer):
         q = np.asarray(labels, np.float64)
+        if concrete_rows is not None:
+            q = q[concrete_rows]
         if (q < 0).any() or not np.allclose(q.sum(-1), 1.0, atol=1e-3):
             raise ValueError("probability labels must be >= 0 with each row summing to 1 (to 1e-3)")
-    return _cross_entropy_probabilities(logits, labels)
+    if keep is None:
+        return _cross_entropy_probabilities(logits, labels)
+    return _masked_cross_entropy_probabilities(logits, labels, keep)
+
+
+def _class_mask(where: Any, logits: Array, axis: int) -> Array:
+    """``where`` as a bool mask of the (class-last) logits' shape; a per-example mask covers its whole row."""
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"where must be a bool array, got dtype {where.dtype}")
+    if where.ndim == logits.ndim - 1:
+        where = where[..., None]
+    elif where.ndim == logits.ndim:
+        where = jnp.moveaxis(where, axis, -1)
+    try:
+        return jnp.broadcast_to(where, logits.shape)
+    except ValueError:
+        raise ValueError(
+            f"where must have one entry per example (logits.shape without axis) or per logit ({logits.shape} "
+            f"with the class axis last), got shape {where.shape}"
+        ) from None
+
+
+def _masked_scores(logits: Array, keep: Array) -> tuple[Array, Array]:
+    """Logits with masked classes at -inf; a row with nothing kept becomes zeros (finite, so its gradient is 0)."""
+    rows = jnp.any(keep, axis=-1)
+    return jnp.where(keep, logits, jnp.where(rows[..., None], -jnp.inf, 0).astype(logits.dtype)), rows
+
+
+@jax.jit
+def _masked_cross_entropy_indices(logits: Array, labels: Array, keep: Array) -> Array:
+    scores, rows = _masked_scores(logits, keep)
+    # A masked row's label may be anything (padding): it is replaced before it can poison the gradient.
+    return jnp.where(rows, _cross_entropy_indices(scores, jnp.where(rows, labels, 0)), 0)
+
+
+@jax.jit
+def _masked_cross_entropy_probabilities(logits: Array, q: Array, keep: Array) -> Array:
+    scores, rows = _masked_scores(logits, keep)
+    q = jnp.where(keep, q, 0)
+    return jnp.where(rows, _cross_entropy_probabilities(scores, q), 0)
 
 
 def multiclass_hinge(scores: Any, labels: Any, margin: float = 1.0) -> Array:

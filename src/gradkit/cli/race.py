@@ -108,6 +108,7 @@ def parse_racer(spec: str, index: int = 0) -> engine.Racer:
         raise ValueError(f"unknown optimizer {name!r}; known optimizers: {', '.join(sorted(known))}")
     default = inspect.signature(known[name]).parameters["learning_rate"].default
     default = DEFAULT_LR if default is inspect.Parameter.empty else default
+    default = 1.0 if default is None else default  # lbfgs: the line search picks the step, starting at 1
     lr = kwargs.pop("learning_rate", default)
     with _checks.aliases(learning_rate=f"learning_rate in --optimizer {spec!r}"):
         _checks.learning_rate(lr)
@@ -186,7 +187,7 @@ def _progress(total: int):
 
 def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> None:
     """One row per landscape and optimizer at its pictured learning rate."""
-    header = ("landscape", "optimizer", "lr", "converged at step", "final loss", "diverged")
+    header = ("landscape", "optimizer", "lr", "converged at step", "evaluations", "final loss", "diverged")
     rows = []
     for r in results:
         for i, name in enumerate(r.names):
@@ -198,6 +199,7 @@ def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> 
                     name,
                     f"{r.learning_rates[i, j]:.3g}",
                     "-" if c < 0 else str(c),
+                    "-" if c < 0 or r.evaluations is None else str(int(r.evaluations[i, j, c])),
                     "-" if d >= 0 else f"{r.losses[i, j, -1]:.3g}",
                     f"at step {d}" if d >= 0 else "no",
                 )
@@ -212,7 +214,7 @@ def print_table(results: Sequence[engine.RaceResult], chosen: Sequence[int]) -> 
         return
     table = Table(
         title=f"optimizer race ({results[0].paths.shape[2] - 1} steps, converged = within "
-        f"{results[0].tol:g} of a minimum)"
+        f"{results[0].tol:g} of a minimum; evaluations = gradients computed to get there)"
     )
     for h in header:
         table.add_column(h, justify="left" if h in ("landscape", "optimizer") else "right")

@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from gradkit import _checks, optimizers, schedules
+from gradkit.cli import train_full_batch
 from gradkit.cli._output import check_writable, require, staged_dir
 from gradkit.train import data as datasets
 from gradkit.train import loop, models, report
 
 # Built from the modules, so a new optimizer or schedule is selectable without touching this file.
-OPTIMIZERS: dict[str, Callable] = optimizers.BY_NAME
+# Full-batch optimizers (L-BFGS) run in train_full_batch instead of the mini-batch epochs.
+OPTIMIZERS: dict[str, Callable] = {k: v for k, v in optimizers.BY_NAME.items() if k not in train_full_batch.OPTIMIZERS}
 # A schedule is a function whose first argument is its learning-rate value (value, init_value, peak_value, ...).
 SCHEDULES: dict[str, Callable] = {
     name: fn
@@ -87,12 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--hidden", default="1024", help="MLP hidden widths, comma-separated (default 1024)")
     o = parser.add_argument_group("optimization (defaults: the lecture's recipe)")
-    o.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
+    o.add_argument(
+        "--optimizer",
+        default="adamw",
+        help=f"one of {', '.join(OPTIMIZERS)} (default adamw), or lbfgs (full batch, see below)",
+    )
     o.add_argument(
         "--lr",
         type=float,
         help=f"(peak) learning rate (default: adamw {RECIPE['adamw']['lr']:g}, sgd 0.1, adagrad 0.05, "
-        f"others {RECIPE_LR:g})",
+        f"others their own default, else {RECIPE_LR:g})",
     )
     o.add_argument("--momentum", type=float, help="momentum (sgd)")
     o.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
@@ -142,9 +148,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write metrics.json, curves.png and params.npz there at the end (gk.train.load(DIR) reads the params)",
     )
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
+    train_full_batch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.optimizer in train_full_batch.OPTIMIZERS:
+        return train_full_batch.run(args)
     began = time.perf_counter()
     try:
         plan = _plan(args)
@@ -199,7 +208,8 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
     for flag, value in RECIPE.get(args.optimizer, {}).items():
         given.setdefault(flag, value)
-    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR))
+    own = inspect.signature(optimizer).parameters["learning_rate"].default  # e.g. adadelta's 1.0, lion's 1e-4
+    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR if own is inspect.Parameter.empty else own))
     sweep = _parse_sweep(args.sweep)
     for flag in [*given, *sweep]:
         if flag != "l2" and HYPERPARAMS[flag] not in accepted:

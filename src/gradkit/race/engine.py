@@ -20,6 +20,7 @@ import numpy as np
 from gradkit import _checks, _style, optimizers
 from gradkit.core import GradientTransformation, apply_updates
 from gradkit.landscapes import Landscape
+from gradkit.linesearch import find_state, value_and_grad_from_state
 
 MakeOptimizer = Callable[[Any], GradientTransformation]  # learning rate -> transformation
 
@@ -30,7 +31,9 @@ class RaceResult(NamedTuple):
     ``paths[i, j, t]`` is the point after ``t`` updates (``t = 0`` is the start), ``losses`` is ``f`` there.
     ``converged_at`` is the first ``t`` within ``tol`` (distance) of a global minimum, ``diverged_at`` the
     first ``t`` that was non-finite or outside the escape box; both are -1 when it never happened.
-    ``path_length`` is the summed distance travelled (up to divergence).
+    ``path_length`` is the summed distance travelled (up to divergence). ``evaluations[i, j, t]`` counts the
+    gradient (or value-and-gradient) evaluations made to reach point ``t``: ``t`` for optimizers that take one
+    gradient per step, every line-search trial for those ending in a line search (``gk.lbfgs``).
     """
 
     landscape: Landscape
@@ -42,6 +45,7 @@ class RaceResult(NamedTuple):
     diverged_at: np.ndarray  # (n_opt, n_lr) int
     path_length: np.ndarray  # (n_opt, n_lr)
     tol: float
+    evaluations: np.ndarray | None = None  # (n_opt, n_lr, steps + 1) int
 
 
 class Racer(NamedTuple):
@@ -129,10 +133,21 @@ def _run(
     """One run: ``steps`` updates of ``make(learning_rate)`` on ``f`` from ``start``."""
     tx = make(learning_rate)
     grad = jax.grad(f)
+    # A line search (L-BFGS) needs f itself and leaves f and its gradient at the new point in its state.
+    searches = find_state(tx.init(start)) is not None
+
+    def update(p, state):
+        if not searches:
+            updates, new_state = tx.update(grad(p), state, p)
+            return updates, new_state, 1
+        value, g = value_and_grad_from_state(f)(p, state=state)
+        updates, new_state = tx.update(g, state, p, value=value, grad=g, value_fn=f)
+        fresh = (find_state(state).evaluations == 0).astype(jnp.int32)  # value_and_grad evaluated f itself
+        return updates, new_state, find_state(new_state).evaluations + fresh
 
     def step(carry, t):
-        p, state, diverged_at = carry
-        updates, new_state = tx.update(grad(p), state, p)
+        p, state, diverged_at, evaluations = carry
+        updates, new_state, used = update(p, state)
         q = apply_updates(p, updates)
         bad = ~jnp.all(jnp.isfinite(q)) | jnp.any(q < box[:, 0]) | jnp.any(q > box[:, 1])
         alive = diverged_at < 0
@@ -141,11 +156,13 @@ def _run(
         keep = alive & ~bad
         p = jnp.where(keep, q, p)
         state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
-        return (p, state, diverged_at), p
+        evaluations = evaluations + jnp.where(alive, used, 0)
+        return (p, state, diverged_at, evaluations), (p, evaluations)
 
-    init = (start, tx.init(start), jnp.array(-1, jnp.int32))
-    (_, _, diverged_at), points = jax.lax.scan(step, init, jnp.arange(steps, dtype=jnp.int32))
+    init = (start, tx.init(start), jnp.array(-1, jnp.int32), jnp.array(0, jnp.int32))
+    (_, _, diverged_at, _), (points, evaluations) = jax.lax.scan(step, init, jnp.arange(steps, dtype=jnp.int32))
     path = jnp.concatenate([start[None], points])
+    evaluations = jnp.concatenate([jnp.zeros(1, jnp.int32), evaluations])
     losses = jax.vmap(f)(path)
     if minima.shape[0]:
         distance = jnp.min(jnp.linalg.norm(path[:, None, :] - minima[None], axis=-1), axis=1)
@@ -154,7 +171,7 @@ def _run(
     else:
         converged_at = jnp.array(-1, jnp.int32)
     path_length = jnp.sum(jnp.linalg.norm(jnp.diff(path, axis=0), axis=-1))
-    return path, losses, converged_at, diverged_at, path_length
+    return path, losses, converged_at, diverged_at, path_length, evaluations
 
 
 @functools.lru_cache(maxsize=16)
@@ -229,8 +246,10 @@ def race(
         raise ValueError(f"learning_rates must be finite and >= 0, got {grid.tolist()}")
 
     program = _program(landscape, tuple(optimizers[n] for n in names), int(steps), float(tol))
-    path, losses, converged_at, diverged_at, length = (np.asarray(a) for a in program(jnp.asarray(grid)))
-    return RaceResult(landscape, names, np.asarray(grid), path, losses, converged_at, diverged_at, length, float(tol))
+    path, losses, converged_at, diverged_at, length, evaluations = (np.asarray(a) for a in program(jnp.asarray(grid)))
+    return RaceResult(
+        landscape, names, np.asarray(grid), path, losses, converged_at, diverged_at, length, float(tol), evaluations
+    )
 
 
 __all__ = ["LECTURE", "RaceResult", "Racer", "escape_box", "known_optimizers", "optimizer", "race"]

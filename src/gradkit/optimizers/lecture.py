@@ -7,7 +7,6 @@ they cost nothing; a traced coefficient always keeps its term.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gradkit import _checks
@@ -34,8 +33,9 @@ def sgd(
     learning_rate: Scalar | Schedule,
     momentum: Scalar = 0.0,
     nesterov: bool = False,
-    weight_decay: Scalar = 0.0,
+    weight_decay: Scalar | Schedule = 0.0,
     mask: Any = None,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay::
 
@@ -45,7 +45,8 @@ def sgd(
 
     Same as ``torch.optim.SGD(lr, momentum, nesterov=..., weight_decay=...)`` (``dampening=0``) and
     ``optax.sgd`` plus ``optax.add_decayed_weights`` before it. ``mask`` selects the decayed leaves, see
-    ``gk.add_decayed_weights`` (torch does this with parameter groups).
+    ``gk.add_decayed_weights`` (torch does this with parameter groups); ``weight_decay`` may be a schedule.
+    ``accumulator_dtype`` stores the momentum buffer in another dtype (optax ``sgd(accumulator_dtype=...)``).
 
     >>> tx = gk.sgd(0.1, momentum=0.9, nesterov=True)
     """
@@ -56,7 +57,7 @@ def sgd(
     with _checks.aliases(decay="momentum"):
         return chain(
             *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
-            *_unless_zero(momentum, scale_by_momentum(momentum, nesterov)),
+            *_unless_zero(momentum, scale_by_momentum(momentum, nesterov, accumulator_dtype)),
             scale_by_learning_rate(learning_rate),
         )
 
@@ -95,10 +96,16 @@ def adam(
     b2: Scalar = 0.999,
     eps: Scalar = 1e-8,
     eps_root: Scalar = 0.0,
-    weight_decay: Scalar = 0.0,
+    weight_decay: Scalar | Schedule = 0.0,
     mask: Any = None,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    nesterov: bool = False,
 ) -> GradientTransformation:
     """Adam (Kingma & Ba, 2015): ``W <- W - lr * m_hat / (sqrt(v_hat) + eps)``; see ``gk.scale_by_adam``.
+
+    ``nesterov=True`` is NAdam's look-ahead first moment (optax ``adam(nesterov=True)``; torch ``NAdam``
+    differs, it also decays the momentum). ``mu_dtype`` / ``nu_dtype`` store the moments in another dtype.
 
     ``weight_decay`` is the lecture's "Adam + L2": ``weight_decay * W`` is added to the gradient before
     the moments, so it is rescaled per parameter like the gradient is (torch ``Adam(weight_decay=...)``).
@@ -109,7 +116,7 @@ def adam(
     _checks.non_negative("weight_decay", weight_decay)
     return chain(
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
-        scale_by_adam(b1, b2, eps, eps_root),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -120,8 +127,12 @@ def adamw(
     b1: Scalar = 0.9,
     b2: Scalar = 0.999,
     eps: Scalar = 1e-8,
-    weight_decay: Scalar = 0.01,
+    weight_decay: Scalar | Schedule = 0.01,
     mask: Any = None,
+    eps_root: Scalar = 0.0,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    nesterov: bool = False,
 ) -> GradientTransformation:
     """AdamW (Loshchilov & Hutter, 2019), decoupled weight decay::
 
@@ -129,24 +140,16 @@ def adamw(
 
     The decay bypasses the adaptive scaling and is multiplied by the learning rate (torch ``AdamW`` and
     optax ``adamw`` both do this; some papers decay by ``weight_decay`` alone). ``mask`` selects the
-    decayed leaves, see ``gk.add_decayed_weights``.
+    decayed leaves, see ``gk.add_decayed_weights``; ``weight_decay`` may be a schedule ``step -> wd``.
+    ``nesterov``, ``mu_dtype``, ``nu_dtype``, ``eps_root``: as in ``gk.adam`` (optax ``adamw`` has the same).
 
     >>> tx = gk.adamw(1e-3, weight_decay=0.05, mask=lambda p: {"w": True, "b": False})
     """
     return chain(
-        scale_by_adam(b1, b2, eps),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov),
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
         scale_by_learning_rate(learning_rate),
     )
 
 
-__all__ = ["BY_NAME", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
-
-# Every optimizer by name, for the command line and the race (``--optimizer adamw``).
-BY_NAME: dict[str, Callable[..., GradientTransformation]] = {
-    "adagrad": adagrad,
-    "adam": adam,
-    "adamw": adamw,
-    "rmsprop": rmsprop,
-    "sgd": sgd,
-}
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
