@@ -270,10 +270,12 @@ def abs_sq(g: jax.Array) -> jax.Array:
 def global_norm(tree: Tree) -> jax.Array:
     """The L2 norm of all leaves of ``tree`` taken together, in at least float32, without overflow.
 
-    The plain sum of squares is one pass. Only when it overflows (a norm of 1e20 in float32, 256 in a
-    float16 leaf) is it recomputed scaled: each leaf divided by ``s``, the power of two at the largest
-    ``|x|``, so ``||x|| = s * sqrt(sum |x / s|^2)`` is finite wherever the norm itself is representable.
-    (Under ``vmap`` both are computed.) NaN and inf leaves still give NaN and inf.
+    The plain sum of squares is used unless it overflows (a norm of 1e20 in float32, 256 in a float16
+    leaf); then the scaled one: each leaf divided by ``s``, the power of two at the largest ``|x|``, so
+    ``||x|| = s * sqrt(sum |x / s|^2)`` is finite wherever the norm itself is representable. Both are
+    computed (a ``where``, not a ``cond``: a ``cond`` becomes a select under ``vmap`` and rounds the
+    batched norm differently from the single one, which Muon's Newton-Schulz amplifies past 1e-6).
+    NaN and inf leaves still give NaN and inf.
     """
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     dtype = jnp.result_type(jnp.float32, *(real_dtype(x.dtype) for x in leaves))
@@ -292,7 +294,7 @@ def global_norm(tree: Tree) -> jax.Array:
         return jnp.sqrt(sum(squares, jnp.zeros((), dtype))) * s
 
     norm = plain()
-    return jax.lax.cond(jnp.isposinf(norm), scaled, lambda: norm)
+    return jnp.where(jnp.isposinf(norm), scaled(), norm)
 
 
 def cast_like(tree: Tree, like: Tree) -> Tree:
