@@ -250,7 +250,7 @@ BAD = [
     (lambda: gk.adam(1e-3, b1=1.0), "b1 must be in [0, 1), got 1.0"),
     (lambda: gk.adamw(1e-3, b2=-0.1), "b2 must be in [0, 1), got -0.1"),
     (lambda: gk.rmsprop(1e-3, decay=1.5), "decay must be in [0, 1), got 1.5"),
-    (lambda: gk.sgd(0.1, momentum=1.0), "decay must be in [0, 1), got 1.0"),
+    (lambda: gk.sgd(0.1, momentum=1.0), "momentum must be in [0, 1), got 1.0"),
     (lambda: gk.sgd(0.1, weight_decay=-1e-4), "weight_decay must be >= 0, got -0.0001"),
     (lambda: gk.adamw(1e-3, weight_decay=-0.01), "weight_decay must be >= 0, got -0.01"),
     (lambda: gk.sgd(0.1, nesterov=True), "nesterov=True needs momentum > 0, got momentum=0.0"),

@@ -133,7 +133,7 @@ def test_unknown_optimizer_lists_the_known_ones():
 def test_bad_optimizer_keyword_fails_before_the_race():
     with pytest.raises(TypeError, match="gk.sgd does not accept {'momentun': 0.9}"):
         optimizer("sgd", momentun=0.9)
-    with pytest.raises(ValueError, match="decay must be in \\[0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match="momentum must be in \\[0, 1\\), got 1.5"):
         optimizer("sgd", momentum=1.5)
 
 

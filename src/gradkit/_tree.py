@@ -51,6 +51,38 @@ def check_floating(params: Tree, purpose: str = "optimized") -> None:
             )
 
 
+def check_like(tree: Tree, reference: Tree, what: str, name: str = "updates", same_kind: bool = True) -> None:
+    """Check ``tree`` (called ``name``) leaf by leaf against ``reference`` (called ``what``), at trace time.
+
+    Same structure; every leaf floating or complex (integer and bool gradients have no meaning here);
+    the same shape (nothing is broadcast); and, with ``same_kind``, no complex leaf where the reference
+    is real (its imaginary part would be dropped). Shapes and dtypes are static, so under ``jit`` this
+    costs nothing per step.
+    """
+    check_same_structure(tree, reference, what, name)
+    for (path, x), r in zip(jax.tree_util.tree_leaves_with_path(tree), jax.tree.leaves(reference)):
+        where, dtype, expected = jax.tree_util.keystr(path), jnp.result_type(x), jnp.result_type(r)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            target = expected if jnp.issubdtype(expected, jnp.inexact) else np.dtype(np.float32)
+            raise TypeError(
+                f"{name}{where} has dtype {dtype}; expected floating (or complex) values. Cast it with .astype({target})."
+            )
+        if jnp.shape(x) != jnp.shape(r):
+            raise ValueError(
+                f"{name}{where} has shape {jnp.shape(x)}, but {what}{where} has shape {jnp.shape(r)}; "
+                "they must be equal (nothing is broadcast)."
+            )
+        if (
+            same_kind
+            and jnp.issubdtype(dtype, jnp.complexfloating)
+            and not jnp.issubdtype(expected, jnp.complexfloating)
+        ):
+            raise TypeError(
+                f"{name}{where} is complex ({dtype}) but {what}{where} is real ({expected}): the imaginary part "
+                "would be dropped. Pass real gradients, or optimize complex params."
+            )
+
+
 class MaskedNode(NamedTuple):
     """Stands where a mask or a partition left a leaf out: an empty subtree, so it holds no state and costs no compute."""
 
@@ -256,10 +288,33 @@ def abs_sq(g: jax.Array) -> jax.Array:
 
 
 def global_norm(tree: Tree) -> jax.Array:
-    """The L2 norm of all leaves of ``tree`` taken together, accumulated in at least float32."""
-    leaves = jax.tree.leaves(tree)
-    squares = [jnp.sum(abs_sq(x), dtype=jnp.promote_types(real_dtype(x.dtype), jnp.float32)) for x in leaves]
-    return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))
+    """The L2 norm of all leaves of ``tree`` taken together, in at least float32, without overflow.
+
+    The plain sum of squares is used unless it overflows (a norm of 1e20 in float32, 256 in a float16
+    leaf); then the scaled one: each leaf divided by ``s``, the power of two at the largest ``|x|``, so
+    ``||x|| = s * sqrt(sum |x / s|^2)`` is finite wherever the norm itself is representable. Both are
+    computed (a ``where``, not a ``cond``: a ``cond`` becomes a select under ``vmap`` and rounds the
+    batched norm differently from the single one, which Muon's Newton-Schulz amplifies past 1e-6).
+    NaN and inf leaves still give NaN and inf.
+    """
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
+    dtype = jnp.result_type(jnp.float32, *(real_dtype(x.dtype) for x in leaves))
+    if not leaves:
+        return jnp.zeros((), dtype)
+
+    def plain() -> jax.Array:
+        squares = [jnp.sum(abs_sq(x), dtype=jnp.promote_types(real_dtype(x.dtype), jnp.float32)) for x in leaves]
+        return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32))).astype(dtype)
+
+    def scaled() -> jax.Array:
+        biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(dtype) for x in leaves]))
+        _, exponent = jnp.frexp(biggest)
+        s = jnp.ldexp(jnp.ones((), dtype), jnp.where(jnp.isfinite(biggest), exponent, 0))
+        squares = [jnp.sum(abs_sq(x.astype(jnp.promote_types(x.dtype, dtype)) / s)) for x in leaves]
+        return jnp.sqrt(sum(squares, jnp.zeros((), dtype))) * s
+
+    norm = plain()
+    return jnp.where(jnp.isposinf(norm), scaled(), norm)
 
 
 def cast_like(tree: Tree, like: Tree) -> Tree:

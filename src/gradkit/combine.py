@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 
 from gradkit import _checks, _tree
-from gradkit.core import EmptyState, GradientTransformation, Params, State, Updates, keyword_filter
+from gradkit.core import EmptyState, GradientTransformation, Params, State, Updates, described, keyword_filter
 
 Mask = Any  # a tree of bools shaped like the params (or a prefix of it), or params -> such a tree
 Labels = Any  # a tree of labels shaped like the params (or a prefix of it), or params -> such a tree
@@ -39,6 +39,7 @@ class MaskedState(NamedTuple):
     inner: State
 
 
+@described
 def masked(tx: GradientTransformation, mask: Mask) -> GradientTransformation:
     """Apply ``tx`` to the leaves ``mask`` selects; the others pass through unchanged: ``u = tx(g) if mask else g``.
 
@@ -70,6 +71,7 @@ def masked(tx: GradientTransformation, mask: Mask) -> GradientTransformation:
 # -- set_to_zero, freeze --------------------------------------------------------------------------
 
 
+@described
 def set_to_zero() -> GradientTransformation:
     """Replace every update by zero: ``u = 0``. No state, and the result does not depend on ``g``.
 
@@ -86,6 +88,7 @@ def set_to_zero() -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def freeze(mask: Mask) -> GradientTransformation:
     """Zero the updates of the leaves ``mask`` selects (True = frozen); the others pass through unchanged.
 
@@ -113,6 +116,7 @@ class PartitionState(NamedTuple):
     groups: dict
 
 
+@described
 def partition(transforms: Mapping[Hashable, GradientTransformation], labels: Labels) -> GradientTransformation:
     """Parameter groups: each leaf goes through the transformation of its label, ``u = transforms[label](g)``.
 

@@ -21,9 +21,10 @@ signature, when the chain is built.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +47,11 @@ class GradientTransformation(NamedTuple):
 
     init: Callable[[Params], State]
     update: Callable[..., tuple[Updates, State]]
+
+    def __repr__(self) -> str:
+        return (
+            getattr(self, "description", None) or f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
+        )
 
 
 class EmptyState(NamedTuple):
@@ -71,10 +77,62 @@ class Stepped(GradientTransformation):
     """
 
 
+class _Described(GradientTransformation):
+    """A transformation that carries a description (see ``described``)."""
+
+
 class _Chain(GradientTransformation):
     """A chain; remembers its parts so that chains nested in chains are flattened."""
 
     parts: tuple[GradientTransformation, ...]
+
+
+Constructor = TypeVar("Constructor", bound=Callable[..., GradientTransformation])
+
+
+def _show(value: Any) -> str:
+    """A hyperparameter as the user would type it: ``0.1``, not ``Array(0.1, dtype=float32)`` or float32 noise."""
+    if isinstance(value, jax.core.Tracer):
+        return "<traced>"
+    if hasattr(value, "dtype") and hasattr(value, "shape") and value.shape == ():
+        return str(jax.device_get(value)[()])
+    if callable(value) and not isinstance(value, GradientTransformation):
+        return getattr(value, "__qualname__", None) or repr(value)
+    return repr(value)
+
+
+def described(constructor: Constructor) -> Constructor:
+    """Decorate a public constructor so ``repr(tx)`` shows its name and arguments: ``sgd(learning_rate=0.1, ...)``.
+
+    >>> @described
+    ... def my_scaling(factor: float = 2.0) -> GradientTransformation: ...
+    """
+    signature = inspect.signature(constructor)
+
+    @functools.wraps(constructor)
+    def build(*args: Any, **kwargs: Any) -> GradientTransformation:
+        tx = constructor(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        shown = []
+        for name, value in bound.arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                shown += [f"{k}={_show(v)}" for k, v in value.items()]
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                shown += [_show(v) for v in value]
+            else:
+                shown.append(f"{name}={_show(value)}")
+        if type(tx) is GradientTransformation:  # a plain NamedTuple has no room for the description
+            tx = _Described(tx.init, tx.update)
+        elif not hasattr(tx, "__dict__"):  # another NamedTuple type: keep it as it is
+            return tx
+        tx.description = f"{constructor.__name__}({', '.join(shown)})"
+        if isinstance(tx, _Chain) and len(tx.parts) == 1 and hasattr(tx.parts[0], "__dict__"):
+            tx.parts[0].description = tx.description  # it shows when the chain is flattened into another
+        return tx
+
+    return build  # type: ignore[return-value]
 
 
 def increment(count: jax.Array) -> jax.Array:
@@ -97,6 +155,7 @@ def keyword_filter(transform: Any) -> Callable[[dict[str, Any]], dict[str, Any]]
     return lambda extra: {k: v for k, v in extra.items() if k in named}
 
 
+@described
 def identity() -> GradientTransformation:
     """Leave the updates unchanged: ``u = g``.
 
@@ -137,17 +196,30 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
                 f"this chain of {len(parts)} transformations got a state it did not make: {type(state).__name__}. "
                 "Pass the state returned by the same optimizer's init (or its last update)."
             )
+        # Checked against the params when shaped like them; otherwise (no params, or an unfiltered equinox
+        # model whose grads hold None for its non-array leaves) against themselves: floating dtypes only.
+        like_params = params is not None and jax.tree.structure(updates) == jax.tree.structure(params)
+        _tree.check_like(updates, params if like_params else updates, "params")
         inner = []
         for t, s, accepts in zip(parts, state.inner, accepted):
-            if isinstance(t, Stepped):
-                updates, new = t.update(updates, s, params, count=state.count, **accepts(extra))
-            else:
-                updates, new = t.update(updates, s, params, **accepts(extra))
+            try:
+                if isinstance(t, Stepped):
+                    updates, new = t.update(updates, s, params, count=state.count, **accepts(extra))
+                else:
+                    updates, new = t.update(updates, s, params, **accepts(extra))
+            except AttributeError as e:
+                if type(s).__name__ not in str(e):
+                    raise
+                raise ValueError(
+                    f"{t!r} got a state it did not make ({type(s).__name__}: {e}). Pass the state returned by "
+                    "the same optimizer's init (or its last update), not another optimizer's."
+                ) from None
             inner.append(new)
         return updates, ChainState(increment(state.count), tuple(inner))
 
     result = _Chain(init, update)
     result.parts = tuple(parts)
+    result.description = f"chain({', '.join(map(repr, parts))})"
     return result
 
 
@@ -156,5 +228,5 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
     >>> params = gk.apply_updates(params, updates)
     """
-    _tree.check_same_structure(updates, params, "params")
+    _tree.check_like(updates, params, "params")
     return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)

@@ -151,7 +151,10 @@ def check_grads(
     for name, value in (("step", step), ("tolerance", tolerance)):
         if value is not None:
             _checks.positive(name, value)
-    if not isinstance(max_coords, int) or max_coords < 1:
+    if not callable(f):
+        raise TypeError(f"f must be a function params -> scalar loss, got {f!r}")
+    _checks.flag("raise_on_failure", raise_on_failure)
+    if not isinstance(max_coords, int) or isinstance(max_coords, bool) or max_coords < 1:
         raise ValueError(f"max_coords must be a positive int, got {max_coords!r}")
     _tree.check_floating(params, "checked")
     leaves, treedef = jax.tree.flatten(params)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradkit import _checks, _precise, _tree
-from gradkit.core import GradientTransformation, Params, State, Updates, increment
+from gradkit.core import GradientTransformation, Params, State, Updates, described, increment
 
 
 class HyperparamsState(NamedTuple):
@@ -107,6 +107,7 @@ def _traced(fn: Callable[..., Any], *args: Any) -> Any:
     return jax.jit(call)([x for x, a in zip(leaves, is_array) if a])
 
 
+@described
 def with_hyperparams(
     optimizer_fn: Callable[..., GradientTransformation], static: Iterable[str] = ()
 ) -> Callable[..., GradientTransformation]:
@@ -248,6 +249,7 @@ class PlateauState(NamedTuple):
     accumulated: jax.Array
 
 
+@described
 def reduce_on_plateau(
     factor: float = 0.1,
     patience: int = 10,

@@ -22,9 +22,23 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Shape = Sequence[int]
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints >= 0; a negative, float or bool dimension is an error naming it."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"shape must be a tuple of ints such as (784, 256), got {shape!r}")
+    shape = tuple(shape)
+    for i, d in enumerate(shape):
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"shape[{i}] must be an int, got {d!r} in shape {shape!r}")
+        if d < 0:
+            raise ValueError(f"shape[{i}] must be >= 0, got {d!r} in shape {shape!r}")
+    return tuple(int(d) for d in shape)
 
 
 def fans(shape: Shape) -> tuple[int, int]:
@@ -32,7 +46,7 @@ def fans(shape: Shape) -> tuple[int, int]:
 
     >>> gk.init.fans((3, 3, 16, 32))   # (144, 288)
     """
-    shape = tuple(shape)
+    shape = _check_shape(shape)
     if len(shape) < 2:
         raise ValueError(
             f"shape must have at least 2 dims, (n_in, n_out) or (kh, kw, c_in, c_out), to define fans, got {shape}; "
@@ -46,19 +60,23 @@ def fans(shape: Shape) -> tuple[int, int]:
 
 
 def _check_dtype(dtype: Any) -> Any:
-    if not jnp.issubdtype(dtype, jnp.floating):
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
         raise TypeError(f"dtype must be a floating dtype, got {jnp.dtype(dtype)}")
     return dtype
 
 
 def _normal(key: Array, shape: Shape, dtype: Any, variance: float) -> Array:
-    return math.sqrt(variance) * jax.random.normal(key, tuple(shape), _check_dtype(dtype))
+    return math.sqrt(variance) * jax.random.normal(key, _check_shape(shape), _check_dtype(dtype))
 
 
 def _uniform(key: Array, shape: Shape, dtype: Any, variance: float) -> Array:
     # U(-a, a) has variance a^2 / 3.
     limit = math.sqrt(3 * variance)
-    return jax.random.uniform(key, tuple(shape), _check_dtype(dtype), -limit, limit)
+    return jax.random.uniform(key, _check_shape(shape), _check_dtype(dtype), -limit, limit)
 
 
 def zeros(key: Array, shape: Shape, dtype: Any = jnp.float32) -> Array:
@@ -66,7 +84,7 @@ def zeros(key: Array, shape: Shape, dtype: Any = jnp.float32) -> Array:
 
     >>> b = gk.init.zeros(key, (128,))
     """
-    return jnp.zeros(tuple(shape), _check_dtype(dtype))
+    return jnp.zeros(_check_shape(shape), _check_dtype(dtype))
 
 
 def xavier_normal(key: Array, shape: Shape, dtype: Any = jnp.float32) -> Array:

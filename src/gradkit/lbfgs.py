@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gradkit import _checks, _tree
-from gradkit.core import GradientTransformation, Params, Stepped, Updates, chain
+from gradkit.core import GradientTransformation, Params, Stepped, Updates, chain, described
 from gradkit.linesearch import zoom_linesearch
 from gradkit.primitives import Scalar, Schedule, scale, scale_by_learning_rate
 
@@ -60,6 +60,7 @@ def _two_loop(g: Updates, s: Params, y: Params, sy: jax.Array, stored: jax.Array
     return r
 
 
+@described
 def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> GradientTransformation:
     """L-BFGS's scaling without the sign or the step: ``u = H g``, ``H`` from the last ``memory_size`` pairs.
 
@@ -121,6 +122,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
     return chain(Stepped(init, update))
 
 
+@described
 def lbfgs(
     learning_rate: Scalar | Schedule | None = None,
     memory_size: int = 10,

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from gradkit import _checks, _tree
-from gradkit.core import GradientTransformation, Params, Updates
+from gradkit.core import GradientTransformation, Params, Updates, described
 
 Scalar = Any
 
@@ -170,6 +170,7 @@ class _Zoom(NamedTuple):
     evaluations: jax.Array
 
 
+@described
 def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) -> GradientTransformation:
     """Strong-Wolfe line search with cubic interpolation (Nocedal & Wright, algorithms 3.5 and 3.6).
 
@@ -275,6 +276,7 @@ class _Backtrack(NamedTuple):
     evaluations: jax.Array
 
 
+@described
 def backtracking_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, decrease: Scalar = 0.5) -> GradientTransformation:
     """Armijo backtracking (Nocedal & Wright, algorithm 3.1): the first of ``t = 1, decrease, decrease^2, ...`` with::
 

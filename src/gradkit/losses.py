@@ -27,9 +27,16 @@ Array = jax.Array
 
 
 def _check_scores(name: str, scores: Any) -> Array:
+    if isinstance(scores, (str, bytes)):
+        raise TypeError(f"{name} must be a floating-point array, got {scores!r}")
     scores = jnp.asarray(scores)
     if not jnp.issubdtype(scores.dtype, jnp.floating):
         raise TypeError(f"{name} must be floating point, got dtype {scores.dtype}; cast with .astype(jnp.float32)")
+    if scores.ndim == 0 or scores.shape[-1] == 0:
+        raise ValueError(
+            f"{name} must have a class axis: shape (..., C) with C >= 1, got shape {scores.shape}. "
+            "For one example pass a vector of C scores."
+        )
     return scores
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from gradkit import _checks, _precise, _tree
-from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, increment
+from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, described, increment
 
 Schedule = Callable[[ArrayLike], jax.Array]  # step -> lr; the step may be an int, a float or an array
 Scalar = Any  # a Python float or a JAX scalar
@@ -32,7 +32,7 @@ def update_moment(g: Updates, moment: Updates, decay: Scalar, order: int, wide: 
     one rounding per step, not three (and XLA fuses the step into fewer loops). ``wide=True`` returns the
     unrounded sum (float32 or wider) so the caller can use it before storing it rounded, as optax does.
     """
-    _tree.check_same_structure(g, moment, "optimizer state")
+    _tree.check_like(g, moment, "optimizer state", same_kind=order == 1)
     power = (lambda x: x) if order == 1 else _tree.abs_sq
     complement = _precise.one_minus(decay)  # 1 - decay without float32 cancellation for injected decays
 
@@ -52,15 +52,22 @@ def bias_correction(moment: Updates, decay: Scalar, t: jax.Array) -> Updates:
     return jax.tree.map(lambda m: m / correction, moment)
 
 
-def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar, eps_in_sqrt: bool) -> jax.Array:
-    """``g / (sqrt(h) + eps)``, or ``g / sqrt(h + eps)``; 0 where ``h == 0`` (then ``g`` was 0 too), NaN where ``h`` is."""
-    root = jnp.sqrt(h + eps) if eps_in_sqrt else jnp.sqrt(h) + eps
-    return jnp.where(h == 0, 0, g / jnp.where(h == 0, 1, root))
+def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar = 0.0, eps_root: Scalar = 0.0) -> jax.Array:
+    """``g / (sqrt(h + eps_root) + eps)``, the shared denominator of AdaGrad, RMSProp and Adam.
+
+    The numerical policy (docs/numerics.md): a denominator that is exactly 0 (``h = 0`` with no eps,
+    so ``g`` was 0 too) gives a 0 update, not 0/0; an ``h`` that overflowed to inf (a gradient beyond
+    ``sqrt(max float)``) gives NaN, not a silent 0 step; a NaN ``h`` or ``g`` gives NaN.
+    """
+    root = jnp.sqrt(h + eps_root) + eps
+    quotient = g / jnp.where(root == 0, 1, root)
+    return jnp.where(root == 0, 0, jnp.where(jnp.isposinf(h), jnp.nan, quotient))
 
 
 # -- stateless ------------------------------------------------------------------------------------
 
 
+@described
 def scale(factor: Scalar) -> GradientTransformation:
     """Multiply by a constant: ``u = factor * g``.
 
@@ -74,6 +81,7 @@ def scale(factor: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransformation:
     """Step downhill: ``u = -lr * g``, with ``lr`` a number or a schedule ``step -> lr`` (step counted from 0).
 
@@ -90,6 +98,7 @@ def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransfor
     return chain(Stepped(lambda params: EmptyState(), update))
 
 
+@described
 def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     """Rescale so the norm of all updates together is at most ``max_norm``: ``u = g * min(1, max_norm / ||g||)``.
 
@@ -107,6 +116,7 @@ def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     """Multiply by a schedule of the step: ``u = schedule(t - 1) * g`` (the first update uses ``schedule(0)``).
 
@@ -125,6 +135,7 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     return chain(Stepped(lambda params: EmptyState(), update))
 
 
+@described
 def clip(max_delta: Scalar) -> GradientTransformation:
     """Clip each entry to ``[-max_delta, max_delta]``: ``u = min(max(g, -max_delta), max_delta)``.
 
@@ -140,6 +151,7 @@ def clip(max_delta: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
     """Rescale each leaf (block) so its root mean square is at most ``threshold``:
     ``u = g / max(1, rms(g) / threshold)``, ``rms(g) = sqrt(mean |g|^2)`` over the leaf.
@@ -160,6 +172,7 @@ def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def add_decayed_weights(weight_decay: Scalar | Schedule, mask: Any = None) -> GradientTransformation:
     """Add the weight-decay term: ``u = g + weight_decay * W`` (needs ``params``).
 
@@ -208,6 +221,7 @@ class MomentumState(NamedTuple):
     velocity: Updates
 
 
+@described
 def scale_by_momentum(
     decay: Scalar = 0.9, nesterov: bool = False, accumulator_dtype: Any = None
 ) -> GradientTransformation:
@@ -223,12 +237,14 @@ def scale_by_momentum(
     >>> tx = gk.chain(gk.scale_by_momentum(0.9, nesterov=True), gk.scale_by_learning_rate(0.1))
     """
     _checks.unit_interval("decay", decay)
+    _checks.flag("nesterov", nesterov)
+    _checks.dtype("accumulator_dtype", accumulator_dtype)
 
     def init(params: Params) -> MomentumState:
         return MomentumState(_tree.zeros_like(params, accumulator_dtype))
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
-        _tree.check_same_structure(updates, state.velocity, "optimizer state")
+        _tree.check_like(updates, state.velocity, "optimizer state")
         velocity = jax.tree.map(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
             updates = _tree.map_like(lambda g, v: g + decay * v, updates, velocity)
@@ -249,6 +265,7 @@ class RssState(NamedTuple):
     sum_of_squares: Updates
 
 
+@described
 def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) -> GradientTransformation:
     """AdaGrad's scaling: ``h <- h + g^2``, ``u = g / (sqrt(h) + eps)``.
 
@@ -264,9 +281,9 @@ def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) ->
         return RssState(_tree.zeros_like(params, real=True, fill=initial_accumulator_value))
 
     def update(updates: Updates, state: RssState, params: Params = None, **extra: Any):
-        _tree.check_same_structure(updates, state.sum_of_squares, "optimizer state")
+        _tree.check_like(updates, state.sum_of_squares, "optimizer state", same_kind=False)
         h = _tree.map_like(lambda h, g: h + _tree.abs_sq(g), state.sum_of_squares, updates)
-        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, False), updates, h), RssState(h)
+        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps), updates, h), RssState(h)
 
     return GradientTransformation(init, update)
 
@@ -281,6 +298,7 @@ class RmsState(NamedTuple):
     mean_square: Updates
 
 
+@described
 def scale_by_rms(
     decay: Scalar = 0.999,
     eps: Scalar = 1e-8,
@@ -300,6 +318,9 @@ def scale_by_rms(
     _checks.unit_interval("decay", decay)
     _checks.non_negative("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
+    _checks.flag("eps_in_sqrt", eps_in_sqrt)
+    _checks.flag("debias", debias)
+    eps, eps_root = (0.0, eps) if eps_in_sqrt else (eps, 0.0)
 
     def init(params: Params) -> RmsState:
         return RmsState(_tree.zeros_like(params, real=True, fill=initial_scale))
@@ -307,7 +328,7 @@ def scale_by_rms(
     def update(updates: Updates, state: RmsState, params: Params = None, *, count: Any = None, **extra: Any):
         h = update_moment(updates, state.mean_square, decay, order=2)
         h_hat = bias_correction(h, decay, increment(count)) if debias else h
-        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_in_sqrt), updates, h_hat), RmsState(h)
+        return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_root), updates, h_hat), RmsState(h)
 
     return chain(Stepped(init, update)) if debias else GradientTransformation(init, update)
 
@@ -323,6 +344,7 @@ class AdamState(NamedTuple):
     nu: Updates
 
 
+@described
 def scale_by_adam(
     b1: Scalar = 0.9,
     b2: Scalar = 0.999,
@@ -354,6 +376,9 @@ def scale_by_adam(
     _checks.unit_interval("b2", b2)
     _checks.non_negative("eps", eps)
     _checks.non_negative("eps_root", eps_root)
+    _checks.dtype("mu_dtype", mu_dtype)
+    _checks.dtype("nu_dtype", nu_dtype)
+    _checks.flag("nesterov", nesterov)
 
     def init(params: Params) -> AdamState:
         return AdamState(_tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype, real=True))
@@ -368,7 +393,7 @@ def scale_by_adam(
         else:
             mu_hat = bias_correction(mu, b1, t)
         nu_hat = bias_correction(nu, b2, t)
-        updates = _tree.map_like(lambda g, m, v: m / (jnp.sqrt(v + eps_root) + eps), updates, mu_hat, nu_hat)
+        updates = _tree.map_like(lambda g, m, v: _divide_by_root(m, v, eps, eps_root), updates, mu_hat, nu_hat)
         return updates, AdamState(_tree.cast_like(mu, state.mu), _tree.cast_like(nu, state.nu))
 
     return chain(Stepped(init, update))
@@ -420,6 +445,7 @@ class NadamState(NamedTuple):
     mu_product: jax.Array  # prod_{i<=t} mu_i, the running product of the momentum schedule
 
 
+@described
 def scale_by_nadam(
     b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8, momentum_decay: Scalar = 4e-3
 ) -> GradientTransformation:
@@ -458,13 +484,14 @@ def scale_by_nadam(
 
         def nesterov(g: jax.Array, m: jax.Array, v: jax.Array) -> jax.Array:
             look_ahead = (1 - mu_t) / (1 - product) * g + mu_next / (1 - product_next) * m
-            return _divide_by_root(look_ahead, v, eps, eps_in_sqrt=False)
+            return _divide_by_root(look_ahead, v, eps)
 
         return _tree.map_like(nesterov, updates, mu, nu_hat), NadamState(mu, nu, product)
 
     return chain(Stepped(init, update))
 
 
+@described
 def scale_by_radam(
     b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8, threshold: Scalar = 5.0
 ) -> GradientTransformation:
@@ -514,6 +541,7 @@ class AmsgradState(NamedTuple):
     nu_max: Updates  # the largest second moment seen so far (before bias correction)
 
 
+@described
 def scale_by_amsgrad(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -> GradientTransformation:
     """AMSGrad's scaling (Reddi et al., 2018): Adam dividing by the largest second moment seen so far::
 
@@ -547,6 +575,7 @@ def scale_by_amsgrad(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -
     return chain(Stepped(init, update))
 
 
+@described
 def scale_by_adamax(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -> GradientTransformation:
     """Adamax's scaling (Kingma & Ba, 2015, sec. 7.1): Adam with the infinity norm in place of the second moment::
 
@@ -581,6 +610,7 @@ class AdadeltaState(NamedTuple):
     mean_square_delta: Updates  # E[delta^2]
 
 
+@described
 def scale_by_adadelta(rho: Scalar = 0.9, eps: Scalar = 1e-6) -> GradientTransformation:
     """Adadelta's scaling (Zeiler, 2012): the step is the ratio of the RMS of past steps to the RMS of gradients::
 
@@ -611,6 +641,7 @@ def scale_by_adadelta(rho: Scalar = 0.9, eps: Scalar = 1e-6) -> GradientTransfor
     return GradientTransformation(init, update)
 
 
+@described
 def scale_by_belief(
     b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-16, eps_root: Scalar = 1e-16
 ) -> GradientTransformation:
@@ -649,6 +680,7 @@ class LionState(NamedTuple):
     mu: Updates  # momentum
 
 
+@described
 def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation:
     """Lion's scaling (Chen et al., 2023): the sign of an interpolated momentum::
 
@@ -673,6 +705,7 @@ def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation
     return GradientTransformation(init, update)
 
 
+@described
 def scale_by_trust_ratio(
     trust_coefficient: Scalar = 1.0, eps: Scalar = 0.0, mask: Any = None
 ) -> GradientTransformation:
@@ -711,6 +744,7 @@ class FactoredRmsState(NamedTuple):
     full: Updates  # vectors and scalars: EMA of g^2, the leaf's shape; matrices: a (0,) placeholder
 
 
+@described
 def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = None) -> GradientTransformation:
     """Adafactor's scaling (Shazeer & Stern, 2018): RMS scaling with a rank-1 (row x column) second moment::
 
@@ -769,6 +803,7 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
     return chain(Stepped(init, update))
 
 
+@described
 def scale_by_relative_step(learning_rate: Scalar | Schedule, eps2: Scalar = 1e-3) -> GradientTransformation:
     """Adafactor's relative step size, divided by the learning rate that follows it (needs ``params``)::
 
@@ -831,6 +866,7 @@ def newton_schulz(x: jax.Array, coefficients: Any = MUON_COEFFICIENTS, steps: in
     return x.T if tall else x
 
 
+@described
 def orthogonalise(
     ns_coefficients: Any = MUON_COEFFICIENTS, ns_steps: int = 5, eps: Scalar = 1e-7
 ) -> GradientTransformation:
@@ -861,6 +897,7 @@ def orthogonalise(
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+@described
 def scale_by_fan_ratio() -> GradientTransformation:
     """Muon's shape factor: ``u = sqrt(max(1, fan_out / fan_in)) * g``, with ``(fan_in, fan_out)`` as ``orthogonalise`` reads a leaf.
 
@@ -889,6 +926,7 @@ class ScheduleFreeState(NamedTuple):
     base: Any  # the base optimizer's state
 
 
+@described
 def schedule_free(
     base: GradientTransformation, learning_rate: Scalar | Schedule, b1: Scalar = 0.9, weight_lr_power: Scalar = 2.0
 ) -> GradientTransformation:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from gradkit import _checks, _tree
-from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain
+from gradkit.core import EmptyState, GradientTransformation, Params, Stepped, Updates, chain, described
 
 Mask = Any  # None, a tree of bools shaped like the params, or params -> tree of bools
 Scalar = Any
@@ -82,9 +82,11 @@ def soft_threshold(x: jax.Array, threshold: Scalar) -> jax.Array:
 
     >>> gk.regularizers.soft_threshold(jnp.array([0.3, -0.05, -1.0]), 0.1)   # [0.2, 0., -0.9]
     """
+    _checks.non_negative("threshold", threshold)
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0)
 
 
+@described
 def prox_l1(strength: Scalar, learning_rate: Scalar | Schedule, mask: Mask = None) -> GradientTransformation:
     """Proximal L1 (ISTA): the step that makes ``W <- soft_threshold(W + u, lr * strength)``.
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradkit import _checks
+from gradkit.core import described
 from gradkit.primitives import Scalar, Schedule
 
 __all__ = [
@@ -49,14 +50,40 @@ __all__ = [
 # -- plumbing -------------------------------------------------------------------------------------
 
 
+class _Compiled:
+    """A jit-compiled ``step -> lr`` that refuses a concrete NaN step; its repr is its constructor call."""
+
+    def __init__(self, compiled: Callable[[Any], jax.Array]) -> None:
+        self.compiled = compiled
+        self.description = "schedule"
+
+    def __call__(self, step: Any) -> jax.Array:
+        if isinstance(step, (str, bytes, list, tuple, dict, set)) or step is None or isinstance(step, bool):
+            raise TypeError(f"a schedule takes a step number (an int or an integer array), got {step!r}")
+        # Only float steps can be NaN; integer steps (the chain's count) skip the check and never sync.
+        floating = not isinstance(step, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(step), jnp.floating)
+        if floating and np.any(np.isnan(np.asarray(step))):
+            raise ValueError(f"a schedule's step must be a number, got {step!r}")
+        return self.compiled(step)
+
+    def _cache_size(self) -> int:
+        return self.compiled._cache_size()
+
+    def __repr__(self) -> str:
+        return self.description
+
+
 def _schedule(formula: Callable[[jax.Array], jax.Array]) -> Schedule:
-    """Lift ``formula(t)``, ``t`` a float array of steps >= 0, to a jit-compiled ``step -> lr``."""
+    """Lift ``formula(t)``, ``t`` a float array of steps >= 0, to a jit-compiled ``step -> lr``.
+
+    A concrete NaN step is an error; a NaN step traced under ``jit`` gives a NaN learning rate.
+    """
 
     def schedule(step: Any) -> jax.Array:
         dtype = jnp.result_type(float)  # float32, or float64 under jax.enable_x64
         return formula(jnp.maximum(jnp.asarray(step).astype(dtype), 0)).astype(dtype)
 
-    return jax.jit(schedule)
+    return _Compiled(jax.jit(schedule))
 
 
 def _f(value: Any) -> jax.Array:
@@ -84,11 +111,20 @@ def _lengths(**lengths: Any) -> None:
         _checks.integer(name, value, minimum=1)
 
 
+def _sequence(name: str, values: Any, of: str = "steps") -> None:
+    """``values`` is a flat list (or tuple, or 1-D array) of entries, not a single number or a string."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of {of}, got {values!r}")
+    if of == "steps" and any(np.ndim(v) != 0 or isinstance(v, (str, bytes)) for v in values):
+        raise TypeError(f"{name} must be a flat list of {of} (numbers), got {values!r}")
+
+
 def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
     """Check ``values`` are strictly increasing integers >= 1 (milestones, boundaries); return them as a tuple."""
+    _sequence(name, values)
     values = tuple(values)
-    for v in values:
-        _checks.integer(name, v, minimum=1)
+    for i, v in enumerate(values):
+        _checks.integer(f"{name}[{i}]", v, minimum=1)
     concrete = [_checks.concrete(v) for v in values]
     if all(c is not None for c in concrete) and any(b <= a for a, b in pairwise(concrete)):
         raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")
@@ -98,6 +134,7 @@ def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
 # -- schedules ------------------------------------------------------------------------------------
 
 
+@described
 def constant(value: Scalar) -> Schedule:
     """The same learning rate at every step: ``lr(t) = value``.
 
@@ -107,6 +144,7 @@ def constant(value: Scalar) -> Schedule:
     return _schedule(lambda t: jnp.broadcast_to(_f(value), t.shape))
 
 
+@described
 def step_decay(init_value: Scalar, step_size: int, factor: Scalar = 0.1) -> Schedule:
     """Drop by ``factor`` every ``step_size`` steps: ``lr(t) = init_value * factor ** floor(t / step_size)``.
 
@@ -122,6 +160,7 @@ def step_decay(init_value: Scalar, step_size: int, factor: Scalar = 0.1) -> Sche
     return _schedule(lambda t: _f(init_value) * _f(factor) ** jnp.floor(t / _f(step_size)))
 
 
+@described
 def multistep_decay(init_value: Scalar, milestones: Sequence[int], factor: Scalar = 0.1) -> Schedule:
     """Drop by ``factor`` at each milestone: ``lr(t) = init_value * factor ** #{m in milestones : m <= t}``.
 
@@ -143,6 +182,7 @@ def multistep_decay(init_value: Scalar, milestones: Sequence[int], factor: Scala
     return _schedule(formula)
 
 
+@described
 def exponential_decay(init_value: Scalar, rate: Scalar) -> Schedule:
     """Multiply by ``rate`` every step: ``lr(t) = init_value * rate ** t``.
 
@@ -157,6 +197,7 @@ def exponential_decay(init_value: Scalar, rate: Scalar) -> Schedule:
     return _schedule(lambda t: _f(init_value) * _f(rate) ** t)
 
 
+@described
 def cosine_annealing(init_value: Scalar, total_steps: int, min_value: Scalar = 0.0) -> Schedule:
     """Half a cosine from ``init_value`` down to ``min_value`` over ``total_steps`` (T), then held::
 
@@ -180,6 +221,7 @@ def cosine_annealing(init_value: Scalar, total_steps: int, min_value: Scalar = 0
     return _schedule(formula)
 
 
+@described
 def linear_warmup(peak_value: Scalar, warmup_steps: int, init_value: Scalar = 0.0) -> Schedule:
     """Ramp linearly from ``init_value`` to ``peak_value`` over ``warmup_steps`` (W), then hold::
 
@@ -202,6 +244,7 @@ def linear_warmup(peak_value: Scalar, warmup_steps: int, init_value: Scalar = 0.
     return _schedule(formula)
 
 
+@described
 def warmup_cosine(
     peak_value: Scalar, warmup_steps: int, total_steps: int, init_value: Scalar = 0.0, end_value: Scalar = 0.0
 ) -> Schedule:
@@ -237,6 +280,7 @@ def warmup_cosine(
     return _schedule(formula)
 
 
+@described
 def linear_decay(init_value: Scalar, total_steps: int, end_value: Scalar = 0.0) -> Schedule:
     """Straight line from ``init_value`` to ``end_value`` at step T, then held (BERT, GPT-2)::
 
@@ -250,6 +294,7 @@ def linear_decay(init_value: Scalar, total_steps: int, end_value: Scalar = 0.0) 
     return polynomial(init_value, end_value, 1.0, total_steps)
 
 
+@described
 def polynomial(init_value: Scalar, end_value: Scalar, power: Scalar, total_steps: int) -> Schedule:
     """Polynomial decay to ``end_value`` at step T, then held::
 
@@ -272,6 +317,7 @@ def polynomial(init_value: Scalar, end_value: Scalar, power: Scalar, total_steps
     return _schedule(formula)
 
 
+@described
 def inverse_sqrt(peak_value: Scalar, warmup_steps: int) -> Schedule:
     """The original Transformer schedule, linear warmup then ``1/sqrt(t)``, peaking at ``peak_value``::
 
@@ -293,6 +339,7 @@ def inverse_sqrt(peak_value: Scalar, warmup_steps: int) -> Schedule:
     return _schedule(formula)
 
 
+@described
 def cosine_restarts(init_value: Scalar, first_period: int, period_mult: int = 1, min_value: Scalar = 0.0) -> Schedule:
     """SGDR (Loshchilov & Hutter, 2017): cosine from ``init_value`` to ``min_value``, restarted each period::
 
@@ -328,6 +375,7 @@ def cosine_restarts(init_value: Scalar, first_period: int, period_mult: int = 1,
     return _schedule(formula)
 
 
+@described
 def one_cycle(
     max_value: Scalar,
     total_steps: int,
@@ -357,8 +405,8 @@ def one_cycle(
     _checks.within("pct_start", pct_start, 0, 1, open_low=True, open_high=True)
     _checks.positive("div_factor", div_factor)
     _checks.positive("final_div_factor", final_div_factor)
-    if anneal not in ("cos", "linear"):
-        raise ValueError(f"anneal must be 'cos' or 'linear', got {anneal!r}")
+    _checks.one_of("anneal", anneal, ("cos", "linear"))
+    _checks.flag("three_phase", three_phase)
     T, p = _checks.concrete(total_steps), _checks.concrete(pct_start)
     if T is not None and p is not None:
         if p * T <= 1:
@@ -391,6 +439,7 @@ def one_cycle(
     return _schedule(formula)
 
 
+@described
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Run ``schedules[i]`` from ``boundaries[i-1]`` to ``boundaries[i]``, each counting its own steps from 0::
 
@@ -400,6 +449,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
 
     >>> sched = gk.schedules.join([gk.schedules.linear_warmup(0.1, 500), gk.schedules.step_decay(0.1, 3000)], [500])
     """
+    _sequence("schedules", schedules, of="schedules")
     schedules = tuple(schedules)
     if not schedules or not all(callable(s) for s in schedules):
         raise TypeError(f"schedules must be a non-empty list of functions step -> lr, got {schedules!r}")

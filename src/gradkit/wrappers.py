@@ -14,7 +14,16 @@ import jax
 import jax.numpy as jnp
 
 from gradkit import _checks, _tree
-from gradkit.core import GradientTransformation, Params, State, Updates, apply_updates, increment, keyword_filter
+from gradkit.core import (
+    GradientTransformation,
+    Params,
+    State,
+    Updates,
+    apply_updates,
+    described,
+    increment,
+    keyword_filter,
+)
 from gradkit.primitives import Scalar, update_moment
 
 
@@ -45,6 +54,7 @@ class AccumulateState(NamedTuple):
     inner: State
 
 
+@described
 def accumulate(tx: GradientTransformation, every: int) -> GradientTransformation:
     """Gradient accumulation: average ``every`` micro-batch gradients, then apply ``tx`` once to the average::
 
@@ -106,6 +116,7 @@ class SkipNonfiniteState(NamedTuple):
     inner: State
 
 
+@described
 def skip_nonfinite(tx: GradientTransformation, max_consecutive: int | None = None) -> GradientTransformation:
     """Skip a step whose gradients or updates hold a NaN or an infinity::
 
@@ -159,6 +170,7 @@ class EmaParamsState(NamedTuple):
     inner: State
 
 
+@described
 def ema_params(tx: GradientTransformation, decay: Scalar = 0.999) -> GradientTransformation:
     """Keep an exponential moving average of the params (Polyak averaging) next to the optimizer ``tx``::
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from gradkit import _style, landscapes
+from gradkit import _checks, _style, landscapes
+from gradkit.cli._output import check_writable, require, staged_dir, staged_file
 from gradkit.race import engine
 
 # Racers beyond the lecture's four take the rest of the Okabe-Ito palette, then Paul Tol's muted colours.
@@ -71,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
-        default="race_out",
+        default="runs/race",
         metavar="DIR",
-        help="folder for race_<landscape>.png and stability.png (default race_out)",
+        help="folder for race_<landscape>.png and stability.png (default runs/race)",
     )
     parser.add_argument("--no-plots", action="store_true", help="print the table only, write no PNGs")
     parser.add_argument("--html", metavar="FILE", help="also write the interactive page (self-contained) here")
@@ -108,8 +109,12 @@ def parse_racer(spec: str, index: int = 0) -> engine.Racer:
     default = inspect.signature(known[name]).parameters["learning_rate"].default
     default = DEFAULT_LR if default is inspect.Parameter.empty else default
     default = 1.0 if default is None else default  # lbfgs: the line search picks the step, starting at 1
-    lr = float(kwargs.pop("learning_rate", default))
-    engine.optimizer(name, **kwargs)  # fails now on bad keyword arguments
+    lr = kwargs.pop("learning_rate", default)
+    with _checks.aliases(learning_rate=f"learning_rate in --optimizer {spec!r}"):
+        _checks.learning_rate(lr)
+    lr = float(lr)
+    with _checks.aliases(**{k: f"{k} in --optimizer {spec!r}" for k in kwargs}):
+        engine.optimizer(name, **kwargs)  # fails now on bad keyword arguments
     label = (m["label"] or "").strip() or m["call"].strip()
     lecture = {r.label: r for r in engine.LECTURE}
     colour = lecture[label].colour if label in lecture else PALETTE[index % len(PALETTE)]
@@ -137,26 +142,45 @@ def with_lr(grid: np.ndarray, lr: float) -> tuple[np.ndarray, int]:
 
 
 def _progress(total: int):
-    """A context manager yielding ``advance(description)``: a rich bar when rich is installed, else lines."""
+    """A context manager yielding ``advance(description, completed)``: a rich bar on a terminal, else lines."""
     import contextlib
 
     @contextlib.contextmanager
     def plain():
-        def advance(description: str) -> None:
+        def advance(description: str, completed: int) -> None:
             print(f"  {description}", file=sys.stderr, flush=True)
 
         yield advance
 
+    if not sys.stderr.isatty():  # a pipe or a log file gets one line per landscape, not bar redraws
+        return plain()
     try:
-        from rich.progress import Progress
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
     except ImportError:
         return plain()
 
     @contextlib.contextmanager
     def bar():
-        with Progress(transient=True) as progress:
+        columns = (
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            # The description gives way first at 80 columns, never the times.
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+        )
+        with Progress(*columns, transient=True, expand=True) as progress:
             task = progress.add_task("racing", total=total)
-            yield lambda description: progress.update(task, advance=1, description=description)
+            yield lambda description, completed: progress.update(task, completed=completed, description=description)
 
     return bar()
 
@@ -214,32 +238,43 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"optimizer labels must differ, got {labels}; name them with LABEL=...")
         if args.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        _checks.positive("--tol", args.tol)
         base = lr_grid(args.lrs)
+        if not args.no_plots:
+            check_writable("--out", args.out, directory=True)
+        if args.html:
+            check_writable("--html", args.html, directory=False)
     except (ValueError, TypeError) as e:
         print(f"gradkit race: error: {e}", file=sys.stderr)
         return 2
+    if not args.no_plots:
+        require("matplotlib", "plot", "gradkit race's pictures (or pass --no-plots)")
     grids, chosen = zip(*(with_lr(base, r.learning_rate) for r in racers))
     optimizers = {r.label: engine.optimizer(r.name, **r.kwargs) for r in racers}
     colours = [r.colour for r in racers]
     results = []
     with _progress(len(lands)) as advance:
         for k, land in enumerate(lands):
+            advance(f"racing {land.name} ({k + 1}/{len(lands)})", k)
             results.append(engine.race(land, optimizers, dict(zip(labels, grids)), steps=args.steps, tol=args.tol))
-            advance(f"raced {land.name} ({k + 1}/{len(lands)})")
     print_table(results, chosen)
     written = []
     if not args.no_plots:
         from gradkit.race import plots
 
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for r in results:
-            written.append(plots.paths_png(r, chosen, colours, out / f"race_{r.landscape.name}.png"))
-        written.append(plots.stability_png(results, colours, out / "stability.png"))
+        with staged_dir(out) as tmp:
+            for r in results:
+                plots.paths_png(r, chosen, colours, tmp / f"race_{r.landscape.name}.png")
+                written.append(out / f"race_{r.landscape.name}.png")
+            plots.stability_png(results, colours, tmp / "stability.png")
+            written.append(out / "stability.png")
     if args.html:
         from gradkit.race import page
 
-        written.append(page.write_page(results, [chosen] * len(results), colours, args.html))
+        with staged_file(args.html) as tmp:
+            page.write_page(results, [chosen] * len(results), colours, tmp)
+        written.append(Path(args.html))
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -1,4 +1,4 @@
-"""``gradkit schedules --out schedules.png``: the lecture's learning-rate schedules on one figure.
+"""``gradkit schedules --out runs/schedules.png``: the lecture's learning-rate schedules on one figure.
 
 Draws constant, step decay, cosine annealing, warmup + cosine, 1-cycle and SGDR over the same run,
 all peaking at ``--peak``. Needs matplotlib (``pip install 'gradkit[plot]'``), imported only here.
@@ -12,11 +12,14 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit import _style, schedules
+from gradkit import _checks, _style, schedules
+from gradkit.cli._output import check_writable, require, staged_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="schedules.png", help="where to write the PNG (default: schedules.png)")
+    parser.add_argument(
+        "--out", default="runs/schedules.png", help="where to write the PNG (default: runs/schedules.png)"
+    )
     parser.add_argument("--steps", type=int, default=1000, help="length of the run in steps (default: 1000)")
     parser.add_argument("--peak", type=float, default=0.1, help="the peak learning rate (default: 0.1)")
 
@@ -38,15 +41,13 @@ def curves(steps: int, peak: float) -> dict[str, tuple[str, np.ndarray]]:
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 10:
-        print(f"gradkit schedules: --steps must be >= 10, got {args.steps}", file=sys.stderr)
+        print(f"gradkit schedules: error: --steps must be >= 10, got {args.steps}", file=sys.stderr)
         return 2
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        print("gradkit schedules needs matplotlib: pip install 'gradkit[plot]'", file=sys.stderr)
-        return 1
-
+    _checks.non_negative("--peak", args.peak)
+    check_writable("--out", args.out, directory=False)
+    require("matplotlib", "plot", "gradkit schedules")
     import matplotlib
+    from matplotlib.figure import Figure
 
     matplotlib.rcParams.update(_style.RC)
     fig = Figure(figsize=(10, 5.6), layout="constrained")
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for ax in axes[:, 0]:
         ax.set_ylabel("learning rate")
     fig.suptitle(f"Learning-rate schedules over {args.steps} steps (gk.schedules)")
-    fig.savefig(args.out, dpi=100)
+    with staged_file(args.out) as tmp:
+        fig.savefig(tmp, dpi=100)
     print(f"wrote {args.out}")
     return 0

@@ -8,7 +8,8 @@
     gradkit train --augment none                           # no random 1-pixel shifts of the training images
 
 Every optimizer of ``gk.optimizers`` and every schedule of ``gk.schedules`` is selectable by name.
-Everything is validated before training starts; ``--out DIR`` is written only when the run succeeds.
+Everything is validated before training starts; ``--out DIR`` is written whole at the end of the run
+(metrics.json, curves.png and params.npz, which ``gk.train.load`` reads back), also when the run diverged.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from gradkit import optimizers, schedules
+from gradkit import _checks, optimizers, schedules
 from gradkit.cli import train_full_batch
+from gradkit.cli._output import check_writable, require, staged_dir
 from gradkit.train import data as datasets
 from gradkit.train import loop, models, report
 
@@ -142,7 +142,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"run once per value, all vmapped into one program; NAME in {', '.join(HYPERPARAMS)}. "
         "Several --sweep flags of equal length pair their values run by run",
     )
-    r.add_argument("--out", metavar="DIR", help="write metrics.json and curves.png there (only if the run succeeds)")
+    r.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write metrics.json, curves.png and params.npz there at the end (gk.train.load(DIR) reads the params)",
+    )
     r.add_argument("--no-progress", action="store_true", help="plain lines instead of a progress bar")
     train_full_batch.add_arguments(parser)
 
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     try:
         plan = _plan(args)
-    except (UsageError, ValueError, TypeError, ImportError) as e:
+    except (UsageError, ValueError, TypeError) as e:
         print(f"gradkit train: error: {e}", file=sys.stderr)
         return 2
     _print_header(plan)
@@ -172,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(result, plan)
     if args.out:
         _write_outputs(args.out, result, plan, time.perf_counter() - began)
+    diverged = report.diverged_epochs(result)
+    if diverged:
+        print(f"gradkit train: the run diverged ({diverged})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -188,9 +196,46 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warmup_epochs is not None and args.warmup_epochs < 0:
-        raise UsageError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
-    _check_out(args.out)
+    if args.warmup_epochs is not None:
+        _checks.non_negative("--warmup-epochs", args.warmup_epochs)
+    if args.out is not None:
+        check_writable("--out", args.out, directory=True)
+        require("matplotlib", "plot", "gradkit train --out (its curves.png)")
+
+    # Optimizer: the float hyperparameters given (and the swept ones) are data; the rest keep their defaults.
+    optimizer = OPTIMIZERS[args.optimizer]
+    accepted = inspect.signature(optimizer).parameters
+    given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
+    for flag, value in RECIPE.get(args.optimizer, {}).items():
+        given.setdefault(flag, value)
+    own = inspect.signature(optimizer).parameters["learning_rate"].default  # e.g. adadelta's 1.0, lion's 1e-4
+    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR if own is inspect.Parameter.empty else own))
+    sweep = _parse_sweep(args.sweep)
+    for flag in [*given, *sweep]:
+        if flag != "l2" and HYPERPARAMS[flag] not in accepted:
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
+                f"(its arguments: {', '.join(accepted)})"
+            )
+    if args.nesterov and "nesterov" not in accepted:
+        raise UsageError(f"--nesterov: {args.optimizer} has no Nesterov option")
+    hparams = {HYPERPARAMS[flag]: value for flag, value in given.items()}
+    n_runs = len(next(iter(sweep.values()))) if sweep else 1
+    for flag, values in sweep.items():
+        hparams[HYPERPARAMS[flag]] = values
+    if sweep:
+        hparams = {k: np.broadcast_to(np.asarray(v, np.float32), (n_runs,)) for k, v in hparams.items()}
+    static = {"nesterov": True} if args.nesterov else {}
+    if "mask" in accepted:
+        static["mask"] = models.weights_only
+    for value in np.atleast_1d(hparams.get("l2", 0.0)):
+        _checks.non_negative("--l2", float(value))
+    # The optimizer's own arguments are checked now, before the data is loaded (the schedule's, below).
+    flags = {arg: f"--{flag.replace('_', '-')}" for flag, arg in HYPERPARAMS.items()}
+    with _checks.aliases(**flags):
+        for r in range(n_runs):
+            run_hparams = {k: (float(v[r]) if sweep else v) for k, v in hparams.items() if k != "l2"}
+            optimizer(**run_hparams, **static)
 
     # Data.
     if args.data:
@@ -229,41 +274,18 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     else:
         model = models.linear(n_features, parts.num_classes)
 
-    # Optimizer: the float hyperparameters given (and the swept ones) are data; the rest keep their defaults.
-    optimizer = OPTIMIZERS[args.optimizer]
-    accepted = inspect.signature(optimizer).parameters
-    given = {flag: getattr(args, flag) for flag in HYPERPARAMS if getattr(args, flag) is not None}
-    for flag, value in RECIPE.get(args.optimizer, {}).items():
-        given.setdefault(flag, value)
-    own = inspect.signature(optimizer).parameters["learning_rate"].default  # e.g. adadelta's 1.0, lion's 1e-4
-    given.setdefault("lr", DEFAULT_LR.get(args.optimizer, RECIPE_LR if own is inspect.Parameter.empty else own))
-    sweep = _parse_sweep(args.sweep)
-    for flag in [*given, *sweep]:
-        if flag != "l2" and HYPERPARAMS[flag] not in accepted:
-            raise UsageError(
-                f"--{flag.replace('_', '-')}: {args.optimizer} has no argument {HYPERPARAMS[flag]!r} "
-                f"(its arguments: {', '.join(accepted)})"
-            )
-    if args.nesterov and "nesterov" not in accepted:
-        raise UsageError(f"--nesterov: {args.optimizer} has no Nesterov option")
-    hparams = {HYPERPARAMS[flag]: value for flag, value in given.items()}
-    n_runs = len(next(iter(sweep.values()))) if sweep else 1
-    for flag, values in sweep.items():
-        hparams[HYPERPARAMS[flag]] = values
-    if sweep:
-        hparams = {k: np.broadcast_to(np.asarray(v, np.float32), (n_runs,)) for k, v in hparams.items()}
-    static = {"nesterov": True} if args.nesterov else {}
-    if "mask" in accepted:
-        static["mask"] = models.weights_only
-
     # Schedule: its first argument is the learning rate; lengths are filled in from the run's steps.
     schedule = SCHEDULES[args.schedule]
     schedule_kwargs = _schedule_kwargs(schedule, args, steps_per_epoch, total_steps)
     make_tx = _make_tx(optimizer, schedule, schedule_kwargs, static)
-    for r in range(n_runs):  # build each run once with concrete values: bad hyperparameters fail here
-        make_tx({k: (float(v[r]) if sweep else v) for k, v in hparams.items()})
-    if sweep and args.out:
-        report._pyplot()
+    # Build each run once with concrete values: bad hyperparameters fail here, named by their flags.
+    schedule_params = list(inspect.signature(schedule).parameters)
+    flags |= {name: f"--schedule-arg {name}" for name in schedule_params[1:]}
+    flags |= {"total_steps": "--epochs", "warmup_steps": "--warmup-epochs", schedule_params[0]: "--lr"}
+    with _checks.aliases(**flags):
+        for r in range(n_runs):
+            make_tx({k: (float(v[r]) if sweep else v) for k, v in hparams.items()})
+    shown = {HYPERPARAMS[flag]: value for flag, value in given.items()} | {HYPERPARAMS[f]: v for f, v in sweep.items()}
     return {
         "args": args,
         "model": model,
@@ -278,6 +300,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
         "hidden": hidden,
+        "shown_hparams": shown,  # as typed: the float32 copies would print as 9.999999747378752e-05
     }
 
 
@@ -349,58 +372,28 @@ def _sweep_labels(sweep: dict[str, list[float]], n_runs: int) -> list[str]:
     return [", ".join(f"{k}={v[r]:g}" for k, v in sweep.items()) for r in range(n_runs)] if sweep else []
 
 
-def _check_out(out: str | None) -> None:
-    if out is None:
-        return
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out!r} exists and is not a directory")
-    parent = os.path.dirname(os.path.abspath(out))
-    existing = parent
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
-        raise UsageError(f"--out {out!r}: cannot write under {existing!r}")
-
-
 # -- output ---------------------------------------------------------------------------------------
 
 
 def _write_outputs(out: str, result: loop.Result, plan: dict, wall_time: float) -> None:
-    """Write into a temporary directory next to ``out``, then move it into place in one rename."""
+    """Write into a temporary folder next to ``out``, then move it into place: never a partial ``out``."""
     args = plan["args"]
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".gradkit-train-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary directory
-    try:
-        report.write_metrics(os.path.join(tmp, "metrics.json"), result, _config(plan), wall_time)
+    with staged_dir(out) as tmp:
+        report.write_metrics(tmp / "metrics.json", result, _config(plan), wall_time)
+        report.save_params(tmp / "params.npz", result)
         n_train = len(plan["data"].y_train)
         title = (
             f"{args.model} on {args.data or 'digits'}, {n_train} training examples, {args.optimizer} + {args.schedule}"
         )
-        picture = True
-        try:
-            if plan["sweep"]:
-                sweep = plan["sweep"]
-                labels = plan["sweep_labels"] if len(sweep) > 1 else [f"{v:g}" for v in next(iter(sweep.values()))]
-                report.plot_sweep(os.path.join(tmp, "curves.png"), result, " / ".join(sweep), labels, title)
-            else:
-                report.plot_curves(os.path.join(tmp, "curves.png"), result, title)
-        except ImportError as e:
-            picture = False
-            print(f"note: no curves.png ({e})", file=sys.stderr)
-        if os.path.isdir(out):
-            for name in os.listdir(tmp):
-                os.replace(os.path.join(tmp, name), os.path.join(out, name))
-            os.rmdir(tmp)
+        if plan["sweep"]:
+            sweep = plan["sweep"]
+            labels = plan["sweep_labels"] if len(sweep) > 1 else [f"{v:g}" for v in next(iter(sweep.values()))]
+            report.plot_sweep(tmp / "curves.png", result, " / ".join(sweep), labels, title)
         else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"wrote {os.path.join(out, 'metrics.json')}" + (f" and {os.path.join(out, 'curves.png')}" if picture else ""))
+            report.plot_curves(tmp / "curves.png", result, title)
+    print(f"wrote {os.path.join(out, 'metrics.json')}, curves.png and params.npz (gk.train.load({out!r}))")
+    if report.diverged_epochs(result):
+        print("note: metrics.json holds null for the values that were NaN or infinite (see its non_finite entry)")
 
 
 def _config(plan: dict) -> dict:
@@ -418,7 +411,7 @@ def _config(plan: dict) -> dict:
             "classes": data.num_classes,
         },
         "hidden": list(plan["hidden"]),
-        "hparams": {k: np.asarray(v).tolist() for k, v in plan["hparams"].items()},
+        "hparams": plan["shown_hparams"],
         "schedule_kwargs": plan["schedule_kwargs"],
         "steps_per_epoch": plan["steps_per_epoch"],
         "total_steps": plan["total_steps"],
@@ -430,9 +423,9 @@ def _print_header(plan: dict) -> None:
     args, data = plan["args"], plan["data"]
     sizes = (data.x_train.shape[1], *plan["hidden"], data.num_classes)
     arch = f"mlp {'-'.join(map(str, sizes))}" if args.model == "mlp" else "linear"
-    hp = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in plan["hparams"].items() if k != "l2")
-    l2 = np.asarray(plan["hparams"].get("l2", 0.0))
-    penalty = f" + l2 * sum W^2 (l2={l2.tolist()})" if np.any(l2 != 0) else ""
+    hp = ", ".join(f"{k}={v}" for k, v in plan["shown_hparams"].items() if k != "l2")
+    l2 = plan["shown_hparams"].get("l2", 0.0)
+    penalty = f" + l2 * sum W^2 (l2={l2})" if np.any(np.asarray(l2) != 0) else ""
     print(
         f"data {args.data or 'digits'}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test, "
         f"{data.x_train.shape[1]} features, {data.num_classes} classes (standardized)"
@@ -472,7 +465,7 @@ def _print_summary(result: loop.Result, plan: dict) -> None:
     ]
     rows = []
     for r in range(len(labels)):
-        cell = lambda key, r=r: np.asarray(s[key]).reshape(-1)[r]
+        cell = lambda key, r=r: np.asarray(s[key], dtype=float).reshape(-1)[r]  # null (diverged) -> nan
         rows.append([labels[r]] + [f"{int(cell(k))}" if k == "best_epoch" else f"{cell(k):.4f}" for k in keys])
     title = (
         f"gradkit train: {plan['args'].epochs} epochs in {result.wall_time:.1f} s (compile included); "
@@ -501,6 +494,31 @@ def _print_summary(result: loop.Result, plan: dict) -> None:
     console.print(table)
 
 
+def progress_bar(**options: Any) -> Any:
+    """The rich bar: epoch count, bar, elapsed time, ETA, then the metrics, which at 80 columns are cut first."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+
+    return Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(bar_width=16),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+        expand=True,
+        **options,
+    )
+
+
 class _Progress:
     """A rich progress bar on a terminal; otherwise (not a TTY, rich missing) one plain line per epoch."""
 
@@ -509,16 +527,9 @@ class _Progress:
         self.bar = None
         if enabled and sys.stdout.isatty():
             try:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                self.bar = progress_bar()
             except ImportError:
                 return
-            self.bar = Progress(
-                TextColumn("epoch"),
-                MofNCompleteColumn(),
-                BarColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[metrics]}"),
-            )
             self.task = self.bar.add_task("train", total=epochs, metrics="compiling...")
 
     def __enter__(self) -> _Progress:
@@ -536,8 +547,8 @@ class _Progress:
             text = f"val acc {accuracies('val_acc')}  train acc {accuracies('train_acc')}"
         else:
             text = (
-                f"train loss {float(metrics['train_loss']):.4f} acc {float(metrics['train_acc']):.4f} | "
-                f"val loss {float(metrics['val_loss']):.4f} acc {float(metrics['val_acc']):.4f}"
+                f"train loss {float(metrics['train_loss']):.4g} acc {float(metrics['train_acc']):.4f} | "
+                f"val loss {float(metrics['val_loss']):.4g} acc {float(metrics['val_acc']):.4f}"
             )
         if self.bar is not None:
             self.bar.update(self.task, completed=epoch + 1, metrics=text)

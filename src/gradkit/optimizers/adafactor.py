@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradkit import _checks
-from gradkit.core import GradientTransformation, chain
+from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero
 from gradkit.primitives import (
     Scalar,
@@ -22,6 +22,7 @@ from gradkit.primitives import (
 )
 
 
+@described
 def adafactor(
     learning_rate: Scalar | Schedule = 1e-2,
     decay_exponent: Scalar = 0.8,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradkit import _checks
-from gradkit.core import GradientTransformation, chain
+from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero
 from gradkit.primitives import (
     Scalar,
@@ -41,6 +41,7 @@ def _decayed(
     return chain(*decay, scaling, scale_by_learning_rate(learning_rate))
 
 
+@described
 def nadam(
     learning_rate: Scalar | Schedule = 2e-3,
     b1: Scalar = 0.9,
@@ -64,6 +65,7 @@ def nadam(
     )
 
 
+@described
 def radam(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,
@@ -85,6 +87,7 @@ def radam(
     return _decayed(scale_by_radam(b1, b2, eps, threshold), learning_rate, weight_decay, decoupled_weight_decay, mask)
 
 
+@described
 def amsgrad(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,
@@ -104,6 +107,7 @@ def amsgrad(
     return _decayed(scale_by_amsgrad(b1, b2, eps), learning_rate, weight_decay, decoupled_weight_decay, mask)
 
 
+@described
 def adamax(
     learning_rate: Scalar | Schedule = 2e-3,
     b1: Scalar = 0.9,
@@ -121,6 +125,7 @@ def adamax(
     return _decayed(scale_by_adamax(b1, b2, eps), learning_rate, weight_decay, False, mask)
 
 
+@described
 def adadelta(
     learning_rate: Scalar | Schedule = 1.0,
     rho: Scalar = 0.9,
@@ -138,6 +143,7 @@ def adadelta(
     return _decayed(scale_by_adadelta(rho, eps), learning_rate, weight_decay, False, mask)
 
 
+@described
 def adabelief(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,

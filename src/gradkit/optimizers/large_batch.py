@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradkit.core import GradientTransformation, chain
+from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero
 from gradkit.primitives import (
     Scalar,
@@ -22,6 +22,7 @@ from gradkit.primitives import (
 )
 
 
+@described
 def lars(
     learning_rate: Scalar | Schedule,
     weight_decay: Scalar = 0.0,
@@ -53,6 +54,7 @@ def lars(
     )
 
 
+@described
 def lamb(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,
@@ -79,6 +81,7 @@ def lamb(
     )
 
 
+@described
 def lion(
     learning_rate: Scalar | Schedule = 1e-4,
     b1: Scalar = 0.9,

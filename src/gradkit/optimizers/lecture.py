@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradkit import _checks
-from gradkit.core import GradientTransformation, chain
+from gradkit.core import GradientTransformation, chain, described
 from gradkit.primitives import (
     Scalar,
     Schedule,
@@ -28,6 +28,7 @@ def _unless_zero(coefficient: Scalar, transform: GradientTransformation) -> tupl
     return () if _checks.is_zero(coefficient) else (transform,)
 
 
+@described
 def sgd(
     learning_rate: Scalar | Schedule,
     momentum: Scalar = 0.0,
@@ -49,16 +50,19 @@ def sgd(
 
     >>> tx = gk.sgd(0.1, momentum=0.9, nesterov=True)
     """
+    _checks.flag("nesterov", nesterov)
     if nesterov and _checks.is_zero(momentum):
         raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
     _checks.non_negative("weight_decay", weight_decay)
-    return chain(
-        *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
-        *_unless_zero(momentum, scale_by_momentum(momentum, nesterov, accumulator_dtype)),
-        scale_by_learning_rate(learning_rate),
-    )
+    with _checks.aliases(decay="momentum"):
+        return chain(
+            *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
+            *_unless_zero(momentum, scale_by_momentum(momentum, nesterov, accumulator_dtype)),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
+@described
 def adagrad(
     learning_rate: Scalar | Schedule, initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7
 ) -> GradientTransformation:
@@ -72,6 +76,7 @@ def adagrad(
     return chain(scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate))
 
 
+@described
 def rmsprop(
     learning_rate: Scalar | Schedule, decay: Scalar = 0.999, eps: Scalar = 1e-8, eps_in_sqrt: bool = False
 ) -> GradientTransformation:
@@ -84,6 +89,7 @@ def rmsprop(
     return chain(scale_by_rms(decay, eps, eps_in_sqrt), scale_by_learning_rate(learning_rate))
 
 
+@described
 def adam(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,
@@ -115,6 +121,7 @@ def adam(
     )
 
 
+@described
 def adamw(
     learning_rate: Scalar | Schedule = 1e-3,
     b1: Scalar = 0.9,

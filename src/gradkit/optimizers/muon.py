@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from gradkit.combine import partition
-from gradkit.core import GradientTransformation, Params, chain
+from gradkit.core import GradientTransformation, Params, chain, described
 from gradkit.optimizers.lecture import _unless_zero, adamw
 from gradkit.primitives import (
     MUON_COEFFICIENTS,
@@ -32,6 +32,7 @@ def _label_by_ndim(params: Params) -> Any:
     return jax.tree.map(lambda x: "muon" if jnp.ndim(x) >= 2 else "adamw", params)
 
 
+@described
 def muon(
     learning_rate: Scalar | Schedule = 1e-3,
     momentum: Scalar = 0.95,

@@ -5,7 +5,7 @@ Train the params as usual; evaluate the model at ``gk.schedule_free_eval_params(
 
 from __future__ import annotations
 
-from gradkit.core import GradientTransformation, chain
+from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero, sgd
 from gradkit.primitives import (
     Scalar,
@@ -17,6 +17,7 @@ from gradkit.primitives import (
 )
 
 
+@described
 def schedule_free_sgd(
     learning_rate: Scalar | Schedule = 1.0,
     b1: Scalar = 0.9,
@@ -33,6 +34,7 @@ def schedule_free_sgd(
     return schedule_free(sgd(learning_rate, weight_decay=weight_decay), learning_rate, b1, weight_lr_power)
 
 
+@described
 def schedule_free_adamw(
     learning_rate: Scalar | Schedule = 2.5e-3,
     b1: Scalar = 0.9,
