@@ -10,6 +10,7 @@ Where things live (the lecture is the architecture):
     gk.core          the contract: GradientTransformation, chain, apply_updates
     gk.primitives    momentum, RSS/RMS scaling, Adam moments, weight decay, clipping
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw
+    gk.packing       gk.pack(params) -> gk.Packed: a many-leaf tree as a few buffers, for fast steps
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -19,6 +20,7 @@ Where things live (the lecture is the architecture):
 from gradkit import gradcheck, init, landscapes, losses, race, regularizers, schedules, train
 from gradkit.core import ChainState, EmptyState, GradientTransformation, apply_updates, chain, identity
 from gradkit.optimizers import adagrad, adam, adamw, rmsprop, sgd
+from gradkit.packing import Packed, pack
 from gradkit.primitives import (
     AdamState,
     MomentumState,
@@ -44,6 +46,7 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "MomentumState",
+    "Packed",
     "RmsState",
     "RssState",
     "adagrad",
@@ -59,6 +62,7 @@ __all__ = [
     "init",
     "landscapes",
     "losses",
+    "pack",
     "race",
     "regularizers",
     "rmsprop",

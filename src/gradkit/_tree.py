@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradkit import packing
+
 Tree = Any
 
 
@@ -40,10 +42,37 @@ def check_floating(params: Tree, purpose: str = "optimized") -> None:
 
 
 def resolve_mask(mask: Any, params: Tree) -> Tree:
-    """A tree of bools shaped like ``params`` from a mask: None (all True), a bool tree, or ``params -> bool tree``."""
+    """A tree of bools shaped like ``params`` from a mask: None (all True), a bool tree, or ``params -> bool tree``.
+
+    For packed params the mask is written against the unpacked tree (a callable sees ``params.unpack()``)
+    and comes back per element through ``per_element``: combine it with ``where``, not ``if``.
+    """
+    if isinstance(params, packing.Packed):
+        if mask is None:
+            return jax.tree.map(lambda _: True, params)
+        return per_element(mask(params.unpack()) if callable(mask) else mask, params)
     selected = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
     check_same_structure(selected, params, "params", name="mask")
     return selected
+
+
+def per_element(selection: Tree, like: Tree) -> Tree:
+    """Per-leaf values (bools, labels) written against the params tree, made to fit ``like``.
+
+    An ordinary tree is returned as it is. For ``Packed`` params, ``selection`` is shaped like the unpacked
+    tree and comes back as a ``Packed`` whose buffers hold one value each (when all of a buffer's leaves
+    agree) or a NumPy array of one value per element. This is the hook for everything that selects leaves:
+    ``resolve_mask`` calls it, and a label resolver calls it with the labels tree and compares buffers
+    element-wise (``labels == "decay"``, with ``where``) instead of choosing leaves.
+    """
+    return packing.per_element(selection, like) if isinstance(like, packing.Packed) else selection
+
+
+def where(selected: Any, chosen: jax.Array, other: jax.Array) -> jax.Array:
+    """``chosen`` where ``selected``: a Python bool picks one array, a per-element selection picks per element."""
+    if isinstance(selected, bool | np.bool_):
+        return chosen if selected else other
+    return jnp.where(selected, chosen, other)
 
 
 def real_dtype(dtype: Any) -> np.dtype:

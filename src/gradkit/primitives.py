@@ -118,7 +118,7 @@ def add_decayed_weights(weight_decay: Scalar, mask: Any = None) -> GradientTrans
             raise ValueError("add_decayed_weights needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
         decays = _tree.resolve_mask(mask, params)
-        return _tree.map_like(lambda g, w, d: g + weight_decay * w if d else g, updates, params, decays), state
+        return _tree.map_like(lambda g, w, d: _tree.where(d, g + weight_decay * w, g), updates, params, decays), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
 
