@@ -123,7 +123,7 @@ class Packed:
     def unpack(self) -> Tree:
         """The params tree: each buffer split once into its leaves, each reshaped (a view in XLA's eyes)."""
         leaves: list[Any] = [None] * self.layout.n_leaves
-        for g, (group, buffer) in enumerate(zip(self.layout.groups, self.buffers, strict=True)):
+        for g, buffer in enumerate(self.buffers):
             mine = [(i, s) for i, s in enumerate(self.layout.slots) if s.group == g]
             cuts = [s.offset for _, s in mine[1:]]
             pieces = jnp.split(buffer, cuts, axis=-1) if cuts else [buffer]
@@ -151,8 +151,8 @@ def pack(params: Tree) -> Packed:
     members: list[list[tuple[int, Any]]] = []
     placements: list[Any] = []
     slots: list[tuple[str, tuple[int, ...], str, int]] = []
-    for i, (path, leaf) in enumerate(flat):
-        leaf = jnp.asarray(leaf)
+    for i, (path, value) in enumerate(flat):
+        leaf = jnp.asarray(value)
         name = jax.tree_util.keystr(path)
         shards, axes, sharding = _row_sharding(leaf, name)
         key = (leaf.dtype.name, shards, axes, sharding)
@@ -187,7 +187,11 @@ def _row_sharding(leaf: jax.Array, name: str) -> tuple[int, Any, Any]:
     if sharding is None or len(sharding.device_set) == 1:
         return 1, None, None
     if sharding.is_fully_replicated:
-        return 1, None, NamedSharding(sharding.mesh, PartitionSpec()) if isinstance(sharding, NamedSharding) else sharding
+        return (
+            1,
+            None,
+            NamedSharding(sharding.mesh, PartitionSpec()) if isinstance(sharding, NamedSharding) else sharding,
+        )
     spec = tuple(sharding.spec) if isinstance(sharding, NamedSharding) else None
     if spec is None or len(spec) == 0 or spec[0] is None or any(a is not None for a in spec[1:]):
         raise ValueError(
