@@ -29,7 +29,8 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
 
-# BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
+# Same as `gradkit bench`: BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers
+# run if torch is installed. Results go to runs/bench/ (ignored by git).
 bench: $(VENV)/.test
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

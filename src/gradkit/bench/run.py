@@ -64,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packed", action="store_true", help="--optimizer: also time the step on packed params")
     parser.add_argument("--dtype", default="float32", help="--optimizer: params dtype (default float32)")
     parser.add_argument(
-        "--no-training", action="store_true", help="leave out the compile-time row and the end-to-end training steps"
+        "--parts",
+        default="cases,compile,training",
+        help="which parts of the suite to run, comma-separated: cases (update steps), compile (compile time vs "
+        "leaves), training (end-to-end steps); default all",
     )
 
 
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be > 0, got {args.budget}")
     if args.optimizer and args.suite:
         raise ValueError("--optimizer and --suite are alternatives: give one")
+    parts = set(args.parts.split(","))
+    if not parts <= {"cases", "compile", "training"}:
+        raise ValueError(f"--parts takes cases, compile and training, got {args.parts!r}")
     if args.optimizer:
         for name, value in (("--leaves", args.leaves), ("--leaf-size", args.leaf_size)):
             if value < 1:
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         threads = args.torch_threads if args.torch_threads is not None else 1 if args.quick else None
         device, torch_note = (None, "left out (--no-torch)") if args.no_torch else torch_device(threads)
         record["torch"] = torch_note
-        cases = make_cases(args.quick, scale, bf16=supports_bf16())
+        cases = make_cases(args.quick, scale, bf16=supports_bf16()) if "cases" in parts else []
         if args.only:
             cases = [c for c in cases if args.only in c.name]
         record["cases"] = []
@@ -116,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
             record["cases"].append(run_case(case, device, budget, repeats, record["spec_bandwidth_Bps"], True))
             record["cases"][-1]["wall_s"] = time.time() - t0
             gc.collect()
-        if not args.only and not args.no_training:
+        if "compile" in parts:
             record["compile_vs_leaves"] = compile_vs_leaves(args.quick)
+        if "training" in parts:
             record["training"] = run_training(args.quick, scale, budget, repeats)
     record["loadavg_end"] = os.getloadavg()
     record["wall_s"] = time.time() - started
@@ -144,7 +151,13 @@ def supports_bf16() -> bool:
 
 
 def run_case(
-    case: Case, device: str | None, budget: float, repeats: dict, spec: float | None, packed: bool = True
+    case: Case,
+    device: str | None,
+    budget: float,
+    repeats: dict,
+    spec: float | None,
+    packed: bool = True,
+    peers_wanted: tuple[str, ...] | None = None,
 ) -> dict:
     """Build every peer on the case's tree, time them in alternating rounds with the roofline's axpy of the
     same size (so the roofline sees the same load), and compare their params afterwards."""
@@ -152,10 +165,10 @@ def run_case(
     steppers, unavailable = {"gradkit": jax_stepper("gradkit", case, params, grads)}, {}
     if packed:
         steppers["gradkit packed"] = jax_stepper("gradkit", case, params, grads, packed=True)
-    if case.spec is None:
+    if case.spec is None and (peers_wanted is None or "optax" in peers_wanted):
         steppers["optax"] = jax_stepper("optax", case, params, grads)
     if device is not None:
-        for variant in TORCH_VARIANTS:
+        for variant in TORCH_VARIANTS if peers_wanted is None else [v for v in TORCH_VARIANTS if v in peers_wanted]:
             stepper = torch_stepper(variant, case, params, grads, device)
             if isinstance(stepper, str):
                 unavailable[variant] = stepper
