@@ -5,7 +5,7 @@
 # Needs jax (CUDA), optax and torch (CUDA) installed; installs gradkit itself with --no-deps.
 # 1. AdamW float32 on ~1B params (one leaf, and GPT-2's 148 leaves scaled to 1B): gradkit on the tree and
 #    packed, optax and torch fused, as % of the streaming roofline measured in the same rounds, compile times.
-# 2. The built-in suite at full scale (packed rows, compile time vs leaves, end-to-end training steps).
+# 2. The built-in suite at full scale (packed rows), 3. compile time vs leaves and end-to-end training steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-runs/bench-gpu}}"
@@ -19,16 +19,29 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 { nvidia-smi || true; python -c "import jax, torch; print(jax.devices(), jax.__version__, torch.__version__, torch.cuda.is_available())"; } > "$OUT/environment.txt" 2>&1
 
-echo "== 1/2 AdamW on ${PARAMS} params ==" | tee "$OUT/adamw1b.log"
-timeout 270 python benchmarks/gpu_adamw.py --params "$PARAMS" --out "$OUT" --budget 3 2>&1 | tee -a "$OUT/adamw1b.log"
+echo "== 1/3 AdamW on ${PARAMS} params ==" | tee "$OUT/adamw1b.log"
+timeout 200 python benchmarks/gpu_adamw.py --params "$PARAMS" --out "$OUT" --budget 3 2>&1 | tee -a "$OUT/adamw1b.log"
 echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -a "$OUT/adamw1b.log"
 
-left=$(( 450 - ($(date +%s) - start) ))
 quick=()
 [ -n "${GK_QUICK:-}" ] && quick=(--quick)
-echo "== 2/2 the suite (${left} s left) ==" | tee "$OUT/suite.log"
+bench() {  # bench SECONDS LOG ARGS...: one part of the suite; a run cut short still leaves <name>.partial.json
+  local seconds=$1 log=$2; shift 2
+  timeout "$seconds" python -c "import sys; from gradkit.cli import main; sys.exit(main(sys.argv[1:]))" \
+    bench --suite --out "$OUT" "${quick[@]}" "$@" 2>&1 | tee -a "$OUT/$log"
+  echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -a "$OUT/$log"
+}
 # 1,000-leaf tree compiles take tens of seconds on a GPU too: a small budget per case keeps the suite in time.
-timeout "$(( left > 60 ? left : 60 ))" python -c "import sys; from gradkit.cli import main; sys.exit(main(sys.argv[1:]))" \
-  bench --suite --budget 1 --out "$OUT" "${quick[@]}" 2>&1 | tee -a "$OUT/suite.log"
-echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -a "$OUT/suite.log"
+echo "== 2/3 the suite's update steps ==" | tee "$OUT/suite-cases.log"
+bench 150 suite-cases.log --parts cases --budget 1
+echo "== 3/3 compile time vs leaves, end-to-end training steps ==" | tee "$OUT/suite-training.log"
+bench 100 suite-training.log --parts compile,training --budget 1
+# markdown for any part that was cut short
+python -c "
+import json, pathlib, sys
+from gradkit.bench import report
+for p in pathlib.Path(sys.argv[1]).glob('*.partial.json'):
+    p.with_suffix('.md').write_text(report.markdown(json.loads(p.read_text())))
+" "$OUT"
+echo "total $(( $(date +%s) - start )) s"
 ls -la "$OUT"

@@ -16,12 +16,11 @@ from pathlib import Path
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import jax  # noqa: E402
 
-from gradkit.bench import report  # noqa: E402
-from gradkit.bench.cases import HYPERPARAMETERS, Case, gpt2_shapes  # noqa: E402
-from gradkit.bench.peers import torch_device  # noqa: E402
-from gradkit.bench.run import run_case  # noqa: E402
+from gradkit.bench import report
+from gradkit.bench.cases import HYPERPARAMETERS, Case, gpt2_shapes
+from gradkit.bench.peers import torch_device
+from gradkit.bench.run import run_case
 
 
 def main() -> int:
@@ -40,6 +39,9 @@ def main() -> int:
     device, record["torch"] = torch_device()
     peers = ("torch fused",) + (() if args.no_optax else ("optax",))
     started = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    name = f"{record['backend']}-{report.slug(record['device_kind'])}-adamw1b-{stamp}"
+    args.out.mkdir(parents=True, exist_ok=True)
     record["cases"] = []
     for case in (
         Case(f"1 leaf x {n / 1e9:g}B", "adamw", {"w": (n,)}),
@@ -49,6 +51,7 @@ def main() -> int:
         t0 = time.time()
         record["cases"].append(run_case(case, device, args.budget, repeats, record["spec_bandwidth_Bps"], True, peers))
         record["cases"][-1]["wall_s"] = time.time() - t0
+        report.write_json(record, args.out / f"{name}.partial.json")  # kept if the run is cut short
         gc.collect()
         if device == "cuda":
             import torch
@@ -56,10 +59,8 @@ def main() -> int:
             torch.cuda.empty_cache()
     record["loadavg_end"] = os.getloadavg()
     record["wall_s"] = time.time() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    name = f"{record['backend']}-{report.slug(record['device_kind'])}-adamw1b-{stamp}"
     report.write_json(record, args.out / f"{name}.json")
+    (args.out / f"{name}.partial.json").unlink(missing_ok=True)
     markdown = report.markdown(record)
     (args.out / f"{name}.md").write_text(markdown)
     print(markdown)

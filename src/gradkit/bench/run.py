@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     record = report.environment()
     record["settings"] = {"quick": args.quick, "scale": scale, "budget_s": budget, **repeats}
     record["hyperparameters"] = HYPERPARAMETERS
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    kind = "custom-" if args.optimizer else "quick-" if args.quick else ""
+    name = f"{record['backend']}-{report.slug(record['device_kind'])}-{kind}{stamp}"
+    partial = args.out / f"{name}.partial.json"  # rewritten after every part, so a run cut short leaves its results
     if args.optimizer:
         record["settings"] |= {"optimizer": args.optimizer, "leaves": args.leaves, "leaf_size": args.leaf_size}
         case = custom_case(args.optimizer, args.leaves, args.leaf_size, args.dtype)
@@ -121,22 +126,21 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.time()
             record["cases"].append(run_case(case, device, budget, repeats, record["spec_bandwidth_Bps"], True))
             record["cases"][-1]["wall_s"] = time.time() - t0
+            report.write_json(record, partial)
             gc.collect()
         if "compile" in parts:
             record["compile_vs_leaves"] = compile_vs_leaves(args.quick)
+            report.write_json(record, partial)
         if "training" in parts:
             record["training"] = run_training(args.quick, scale, budget, repeats)
     record["loadavg_end"] = os.getloadavg()
     record["wall_s"] = time.time() - started
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    kind = "custom-" if args.optimizer else "quick-" if args.quick else ""
-    name = f"{record['backend']}-{report.slug(record['device_kind'])}-{kind}{stamp}"
     markdown = report.markdown(record)
     json_path, md_path = args.out / f"{name}.json", args.out / f"{name}.md"
     report.write_json(record, json_path)
     md_path.write_text(markdown)
+    partial.unlink(missing_ok=True)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")
     return 0
