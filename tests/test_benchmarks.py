@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # round once; the gap grows by up to lr*|v| ~ 5e-3 per step, about 1.5e-2 of max |param| ~ 4 after 12 steps
 # (gradkit against optax also differs by gradkit's float32 bias correction).
 RTOL = {"float32": 1e-5, "bfloat16": 2e-2}
+TRAINING_RTOL = {"gpt": 1e-3}  # see test_training_steps_are_timed_on_the_tree_and_packed
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +162,13 @@ def test_training_steps_are_timed_on_the_tree_and_packed(quick_run):
         assert t["ratio_packed_over_optax"] == pytest.approx(
             t["peers"]["gradkit packed"]["median_s"] / t["peers"]["optax"]["median_s"]
         )
-        for peer in ("gradkit packed", "optax"):  # the same steps: packing changes no number beyond rounding
-            assert t["peers"][peer]["max_rel_diff_vs_gradkit"] < RTOL["float32"], (t["name"], peer)
+        # The same steps: packing changes no number beyond rounding. In the GPT-2 model the backward's sums
+        # run in another order in each compiled program, and Adam's first steps move a weight by about
+        # lr * sign(g) whatever |g| is, so a near-zero gradient that rounds to the other sign moves it by up
+        # to 2 * lr = 2e-3 (max |param| ~ 0.1): optax and gradkit differ there by ~1e-5 as well.
+        tolerance = TRAINING_RTOL["gpt"] if t["name"].startswith("GPT-2") else RTOL["float32"]
+        for peer in ("gradkit packed", "optax"):
+            assert t["peers"][peer]["max_rel_diff_vs_gradkit"] < tolerance, (t["name"], peer)
 
 
 def test_markdown_names_every_case_and_peer(quick_run):
