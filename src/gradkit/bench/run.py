@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
     kind = "custom-" if args.optimizer else "quick-" if args.quick else ""
+    kind += "" if args.optimizer or parts == {"cases", "compile", "training"} else "-".join(sorted(parts)) + "-"
     name = f"{record['backend']}-{report.slug(record['device_kind'])}-{kind}{stamp}"
     partial = args.out / f"{name}.partial.json"  # rewritten after every part, so a run cut short leaves its results
     if args.optimizer:
