@@ -56,7 +56,10 @@ def _transformation_constructors() -> dict[str, object]:
     found = {f"optimizers.{k}": v for k, v in gk.optimizers.BY_NAME.items()}
     for name in gk.primitives.__all__:
         fn = getattr(gk.primitives, name)
-        if callable(fn) and inspect.signature(fn).return_annotation in ("GradientTransformation", gk.GradientTransformation):
+        if callable(fn) and inspect.signature(fn).return_annotation in (
+            "GradientTransformation",
+            gk.GradientTransformation,
+        ):
             found[f"primitives.{name}"] = fn
     return found
 
@@ -94,7 +97,9 @@ NOT_BITWISE = {"primitives.clip_by_global_norm", "clip + adamw", "clip + sgd mom
 
 def _unpacked(tree):
     """Every Packed inside ``tree`` (params, updates, optimizer states) replaced by its unpacked tree."""
-    return jax.tree.map(lambda x: x.unpack() if isinstance(x, Packed) else x, tree, is_leaf=lambda x: isinstance(x, Packed))
+    return jax.tree.map(
+        lambda x: x.unpack() if isinstance(x, Packed) else x, tree, is_leaf=lambda x: isinstance(x, Packed)
+    )
 
 
 def _run(tx, params, grads_per_step, packed: bool):
@@ -115,9 +120,7 @@ def _run(tx, params, grads_per_step, packed: bool):
 
 def _grads(params, seed: int = 1) -> list:
     rng = np.random.default_rng(seed)
-    return [
-        jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), params) for _ in range(STEPS)
-    ]
+    return [jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), params) for _ in range(STEPS)]
 
 
 def _assert_same(a, b, exact: bool) -> None:
@@ -157,7 +160,10 @@ def test_grad_through_unpack_is_a_packed_tree_equal_to_the_tree_grad():
     params = mixed_tree()
 
     def loss(tree):
-        return jnp.sum(jnp.tanh(tree["dense"]["w"]) @ tree["dense"]["b"]) + jnp.sum(tree["emb"].astype(jnp.float32) ** 2) * tree["scale"]
+        return (
+            jnp.sum(jnp.tanh(tree["dense"]["w"]) @ tree["dense"]["b"])
+            + jnp.sum(tree["emb"].astype(jnp.float32) ** 2) * tree["scale"]
+        )
 
     grads = jax.grad(lambda pk: loss(pk.unpack()))(gk.pack(params))
     assert isinstance(grads, Packed) and len(grads.buffers) == 2  # float32 and bfloat16
@@ -282,7 +288,9 @@ SHARDED = textwrap.dedent(
 @pytest.mark.slow
 def test_sharded_packing_keeps_each_groups_sharding(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     import json
 
