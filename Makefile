@@ -77,7 +77,8 @@ docs: $(VENV)/.docs
 pictures: $(VENV)/.demo
 	GRADKIT=$(VENV)/bin/gradkit PY=$(PY) bash docs/_build/pictures.sh
 
-# BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers run if torch is installed.
+# Same as `gradkit bench`: BENCH_ARGS="--quick" for the smoke run, "--scale 0.5" to size the GPT-2 case; torch peers
+# run if torch is installed. Results go to runs/bench/ (ignored by git).
 bench: $(VENV)/.test
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

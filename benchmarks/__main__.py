@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: see ``benchmarks.run``."""
+"""``python -m benchmarks`` (``make bench``): the same as ``gradkit bench``, whose harness is ``gradkit.bench``."""
 
 import os
 import sys
@@ -7,6 +7,6 @@ import sys
 # allocator's peak reflect what the steps use. Set before jax is imported; an explicit setting wins.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from benchmarks.run import main
+from gradkit.bench.run import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The benchmark harness works: ``python -m benchmarks --quick`` runs and writes sane JSON and markdown.
+"""The benchmark harness works: ``gradkit bench --quick`` runs and writes sane JSON and markdown.
 
 These tests check the harness, not the speed: every timing must be a positive finite number, the
 byte counts must follow the roofline formula, the peers must end with the same params as gradkit
@@ -20,30 +20,32 @@ import numpy as np
 import pytest
 from conftest import HAS_TORCH
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the benchmarks package lives at the repo root, beside src/
+from gradkit.bench import cases, report, roofline, spec
+from gradkit.bench.run import RESULTS, main, max_rel_diff
 
-from benchmarks import cases, roofline  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # float32: after the same ~10 steps the peers differ only by rounding order. bfloat16: JAX rounds every op,
 # so an update below half a bf16 ulp of its param is lost, while torch's fused kernels compute in float32 and
 # round once; the gap grows by up to lr*|v| ~ 5e-3 per step, about 1.5e-2 of max |param| ~ 4 after 12 steps
 # (gradkit against optax also differs by gradkit's float32 bias correction).
 RTOL = {"float32": 1e-5, "bfloat16": 2e-2}
+TRAINING_RTOL = {"gpt": 1e-3}  # see test_training_steps_are_timed_on_the_tree_and_packed
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    """One smoke run in a fresh interpreter, as `make bench` would start it, shared by the xdist workers."""
+    """One ``gradkit bench --quick`` in a fresh interpreter, shared by the xdist workers."""
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist, the same in every worker of a run
     out = tmp_path_factory.getbasetemp().parent / f"bench-{run_id}" if run_id else tmp_path_factory.mktemp("bench")
     out.mkdir(exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker runs the benchmark, the others wait and read it
         if not list(out.glob("*.json")):
+            command = "import sys; from gradkit.cli import main; sys.exit(main(sys.argv[1:]))"
             done = subprocess.run(
-                [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
-                cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+                [sys.executable, "-c", command, "bench", "--quick", "--out", str(out)],
+                cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-3000:]
             (out / "stdout.txt").write_text(done.stdout)
@@ -130,6 +132,16 @@ def test_jax_peers_report_compile_time_hlo_and_memory(quick_run):
             arrays_in = {"adamw": 4, "sgd": 3}[case["optimizer"]]  # params, grads and the moments / velocity
             assert peer["memory"]["argument_bytes"] >= arrays_in * case["n_params"] * itemsize
             assert peer["hlo"]["bytes"] >= case["bytes_moved"], "no program moves less than the formula's floor"
+        packed = case["peers"]["gradkit packed"]
+        assert packed["hlo"]["fusions"] <= {"adamw": 6, "sgd": 3}[case["optimizer"]], "a few loops, whatever the leaves"
+        assert packed["hlo"]["bytes"] >= case["bytes_moved"]
+
+
+def test_compile_time_is_recorded_against_the_number_of_leaves(quick_run):
+    record, _ = quick_run
+    rows = record["compile_vs_leaves"]
+    assert [r["leaves"] for r in rows] == sorted(r["leaves"] for r in rows) and len(rows) >= 2
+    assert all(r["packed_compile_s"] > 0 for r in rows) and "tree_compile_s" in rows[0]
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed; the torch peers are optional")
@@ -141,22 +153,29 @@ def test_torch_peers_run_or_say_why_not(quick_run):
         assert "median_s" in case["peers"]["torch for-loop"] and "median_s" in case["peers"]["torch foreach"]
 
 
-def test_training_step_is_timed_for_gradkit_and_optax(quick_run):
+def test_training_steps_are_timed_on_the_tree_and_packed(quick_run):
     record, _ = quick_run
-    t = record["training"]
-    assert set(t["peers"]) == {"gradkit", "optax"}
-    assert t["n_params"] == t["depth"] * (t["width"] ** 2 + t["width"])
-    assert t["ratio_gradkit_over_optax"] == pytest.approx(
-        t["peers"]["gradkit"]["median_s"] / t["peers"]["optax"]["median_s"]
-    )
-    assert t["peers"]["optax"]["max_rel_diff_vs_gradkit"] < RTOL["float32"]
+    names = [t["name"] for t in record["training"]]
+    assert any(n.startswith("MLP") for n in names) and any(n.startswith("GPT-2") for n in names)
+    for t in record["training"]:
+        assert set(t["peers"]) == {"gradkit", "gradkit packed", "optax"}
+        assert t["ratio_packed_over_optax"] == pytest.approx(
+            t["peers"]["gradkit packed"]["median_s"] / t["peers"]["optax"]["median_s"]
+        )
+        # The same steps: packing changes no number beyond rounding. In the GPT-2 model the backward's sums
+        # run in another order in each compiled program, and Adam's first steps move a weight by about
+        # lr * sign(g) whatever |g| is, so a near-zero gradient that rounds to the other sign moves it by up
+        # to 2 * lr = 2e-3 (max |param| ~ 0.1): optax and gradkit differ there by ~1e-5 as well.
+        tolerance = TRAINING_RTOL["gpt"] if t["name"].startswith("GPT-2") else RTOL["float32"]
+        for peer in ("gradkit packed", "optax"):
+            assert t["peers"][peer]["max_rel_diff_vs_gradkit"] < tolerance, (t["name"], peer)
 
 
 def test_markdown_names_every_case_and_peer(quick_run):
     record, markdown = quick_run
     for case in record["cases"]:
         assert f"| {case['optimizer']} | {case['name']} |" in markdown
-    for peer in ("gradkit", "optax", "gradkit/optax", "End-to-end training step"):
+    for peer in ("gradkit", "gradkit packed", "optax", "packed/optax", "End-to-end training steps", "number of leaves"):
         assert peer in markdown
 
 
@@ -167,7 +186,7 @@ def test_gpt2_shapes_at_full_scale_are_gpt2_small():
 
 
 def test_hlo_shape_bytes_count_every_array_of_a_tuple():
-    from benchmarks import timing
+    from gradkit.bench import timing
 
     assert timing._bytes("bf16[4096,768]{1,0}") == 2 * 4096 * 768
     assert timing._bytes("(f32[8]{0}, s32[])") == 8 * 4 + 4
@@ -186,24 +205,97 @@ def test_spec_bandwidth_is_named_only_for_h100_sxm_and_h200():
 
 
 def test_max_rel_diff_is_relative_to_the_reference():
-    from benchmarks.run import max_rel_diff
-
     ref = {"a": np.array([2.0, -4.0]), "b": np.array([1.0])}
     assert max_rel_diff({"a": np.array([2.0, -4.0]), "b": np.array([1.2])}, ref) == pytest.approx(0.2 / 4.0)
 
 
 def test_fastest_torch_column_compares_gradkit_with_the_fastest_variant():
-    from benchmarks import report
+    def peer(median: float, fastest: float) -> dict:
+        return {"median_s": median, "min_s": fastest}
 
-    case = {
-        "ratio_gradkit_over": {"torch for-loop": 0.5, "torch foreach": 2.0},  # foreach is 4x faster than the loop
-        "ratio_gradkit_over_min": {"torch for-loop": 0.4, "torch foreach": 1.5},
-    }
-    assert report._ratio(case, report.PEERS[2:]) == "2.00 (1.50)"
+    # foreach is 4x faster than the for-loop by medians; gradkit takes 2 (median) and 1.5 (fastest)
+    case = {"peers": {"gradkit": peer(2.0, 1.5), "torch for-loop": peer(4.0, 3.0), "torch foreach": peer(1.0, 1.0)}}
+    assert report._ratio(case, report.TORCH) == "2.00 (1.50)"
 
 
 def test_bad_scale_is_rejected():
-    from benchmarks.run import main
-
     with pytest.raises(ValueError, match="--scale must be > 0, got -1.0"):
         main(["--scale", "-1"])
+
+
+def test_results_go_to_an_ignored_folder_by_default():
+    assert Path("runs/bench") == RESULTS
+    assert "/runs/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_optimizer_spec_builds_the_named_optimizer_with_its_arguments():
+    assert spec.parse("adamw(learning_rate=1e-3, b1=0.8, mask=None)") == (
+        "adamw",
+        [],
+        {"learning_rate": 1e-3, "b1": 0.8, "mask": None},
+    )
+    assert spec.parse(" sgd(0.1, momentum=-0.0, nesterov=False) ") == (
+        "sgd",
+        [0.1],
+        {"momentum": -0.0, "nesterov": False},
+    )
+    assert spec.parse("adam") == ("adam", [], {})
+    import jax.numpy as jnp
+
+    import gradkit as gk
+
+    params, grads = {"w": jnp.arange(3.0)}, {"w": jnp.ones(3)}
+    got, _ = spec.optimizer("adamw(learning_rate=0.1, weight_decay=0.5)").update(
+        grads, gk.adamw(0.1).init(params), params
+    )
+    want, _ = gk.adamw(0.1, weight_decay=0.5).update(grads, gk.adamw(0.1).init(params), params)
+    np.testing.assert_array_equal(got["w"], want["w"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("__import__('os').system('true')", "expected a name or a call of a name"),
+        ("adamw(learning_rate=lr)", "learning_rate is not a literal: 'lr'"),
+        ("adamw(learning_rate=1e-3 * 2)", "not a literal"),
+        ("nosuch(1)", "unknown optimizer 'nosuch'"),
+        ("gk.adamw(1e-3)", "expected a name or a call of a name"),
+        ("adamw(**{'b1': 0.5})", r"\*\*kwargs is not allowed"),
+        ("adamw(learning_rate=", "not a Python call expression"),
+        ("adamw(colour=1)", "unexpected keyword argument 'colour'"),
+        ("adamw(learning_rate=-1.0)", "learning_rate must be"),
+    ],
+)
+def test_bad_optimizer_spec_names_the_spec(bad, why):
+    with pytest.raises(ValueError, match=why) as info:
+        spec.optimizer(bad)
+    assert repr(bad) in str(info.value)
+
+
+def test_bench_runs_a_users_optimizer_packed_and_not(tmp_path):
+    """``gradkit bench --optimizer SPEC --leaves N --leaf-size S --packed``: gradkit on the tree and packed."""
+    argv = ["--optimizer", "sgd(learning_rate=0.1, momentum=0.9)", "--leaves", "20", "--leaf-size", "10"]
+    assert main([*argv, "--packed", "--quick", "--out", str(tmp_path)]) == 0
+    (json_path,) = tmp_path.glob("*custom*.json")
+    (case,) = json.loads(json_path.read_text())["cases"]
+    assert case["spec"] == "sgd(learning_rate=0.1, momentum=0.9)" and case["n_leaves"] == 20
+    assert set(case["peers"]) == {"gradkit", "gradkit packed"}
+    assert case["bytes_moved"] == 5 * 200 * 4  # params, grads, velocity read; params, velocity written
+    assert case["peers"]["gradkit packed"]["max_rel_diff_vs_gradkit"] == 0.0
+
+
+def test_bench_rejects_bad_leaf_counts():
+    with pytest.raises(ValueError, match="--leaves must be >= 1, got 0"):
+        main(["--optimizer", "sgd(0.1)", "--leaves", "0"])
+
+
+def test_python_m_benchmarks_is_the_same_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "--optimizer" in done.stdout and "--suite" in done.stdout

@@ -17,6 +17,7 @@ Where things live (the lecture is the architecture):
     gk.lbfgs, gk.minimize   L-BFGS (two-loop recursion + line search); minimize(f, params): a full-batch solve
     gk.optimizers    sgd, adagrad, rmsprop, adam, adamw; nadam, radam, amsgrad, adamax, adadelta, adabelief;
                      lars, lamb, lion; adafactor; muon; schedule_free_sgd/adamw
+    gk.packing       gk.pack(params) -> gk.Packed: a many-leaf tree as a few buffers, for fast steps
     gk.schedules     learning-rate schedules, each a pure step -> lr function (warmup_cosine, one_cycle, ...)
     gk.landscapes    2-D loss surfaces (Beale, Rosenbrock, saddle, narrow valley, Himmelblau); gk.race races optimizers on them
     gk.losses, gk.regularizers, gk.init, gk.gradcheck   cross-entropy/hinge, L1/L2/prox_l1, Xavier/Kaiming, check_grads
@@ -57,6 +58,7 @@ from gradkit.optimizers import (
     schedule_free_sgd,
     sgd,
 )
+from gradkit.packing import Packed, pack
 from gradkit.primitives import (
     MUON_COEFFICIENTS,
     AdadeltaState,
@@ -140,6 +142,7 @@ __all__ = [
     "MinimizeResult",
     "MomentumState",
     "NadamState",
+    "Packed",
     "PartitionState",
     "PlateauState",
     "RmsState",
@@ -182,6 +185,7 @@ __all__ = [
     "nadam",
     "newton_schulz",
     "orthogonalise",
+    "pack",
     "partition",
     "race",
     "radam",

@@ -16,6 +16,8 @@ import numpy as np
 from jax.experimental.shard_alike import shard_alike
 from jax.sharding import NamedSharding, PartitionSpec
 
+from gradkit import packing
+
 Tree = Any
 
 
@@ -112,7 +114,13 @@ def resolve_mask(mask: Any, params: Tree) -> Tree:
 
     A mask is None (every leaf), a tree of bools shaped like ``params`` or a prefix of it (one bool for a
     whole subtree), or a function ``params -> such a tree``. A callable pytree (an equinox module) is a tree.
+    For packed params the mask is written against the unpacked tree and comes back per element through
+    ``per_element``: combine it with ``where``, not ``if``.
     """
+    if isinstance(params, packing.Packed):
+        if mask is None:
+            return jax.tree.map(lambda _: True, params)
+        return per_element(resolve_mask(mask, params.unpack()), params)
     spec = True if mask is None else mask(params) if _is_function(mask) else mask
     selected = _spread(spec, params, "mask")
     for path, leaf in jax.tree_util.tree_leaves_with_path(selected):
@@ -126,6 +134,11 @@ def resolve_mask(mask: Any, params: Tree) -> Tree:
 
 def resolve_labels(labels: Any, params: Tree) -> Tree:
     """A tree of labels shaped like ``params``: ``labels`` is such a tree (or a prefix of it) or ``params -> tree``."""
+    if isinstance(params, packing.Packed):
+        raise TypeError(
+            "labels select whole leaves, and packed params have none: pack each group on its own "
+            "(gk.pack per group) or give add_decayed_weights a mask, which works per element"
+        )
     spec = labels(params) if _is_function(labels) else labels
     return _spread(spec, params, "labels")
 
@@ -136,7 +149,16 @@ def _is_concrete(x: Any) -> bool:
 
 def keep(tree: Tree, selected: Tree) -> Tree:
     """``tree`` with each subtree whose ``selected`` leaf is False replaced by a ``MaskedNode``."""
-    return jax.tree.map(lambda s, sub: sub if s else MaskedNode(), selected, tree)
+
+    def one(s: Any, sub: Any) -> Any:
+        if not isinstance(s, bool | np.bool_):  # a per-element selection of a packed buffer
+            raise TypeError(
+                "gk.masked, gk.freeze and gk.partition select whole leaves, but this mask splits a packed "
+                "buffer: pack each group on its own (gk.pack per group)"
+            )
+        return sub if s else MaskedNode()
+
+    return jax.tree.map(one, selected, tree)
 
 
 def merge(selected: Tree, chosen: Tree, other: Tree) -> Tree:
@@ -164,6 +186,25 @@ def leaf_paths(tree: Tree) -> list[str]:
         return str(key)
 
     return ["/".join(name(k) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def per_element(selection: Tree, like: Tree) -> Tree:
+    """Per-leaf values (bools, labels) written against the params tree, made to fit ``like``.
+
+    An ordinary tree is returned as it is. For ``Packed`` params, ``selection`` is shaped like the unpacked
+    tree and comes back as a ``Packed`` whose buffers hold one value each (when all of a buffer's leaves
+    agree) or a NumPy array of one value per element. This is the hook for everything that selects leaves:
+    ``resolve_mask`` calls it, and a label resolver calls it with the labels tree and compares buffers
+    element-wise (``labels == "decay"``, with ``where``) instead of choosing leaves.
+    """
+    return packing.per_element(selection, like) if isinstance(like, packing.Packed) else selection
+
+
+def where(selected: Any, chosen: jax.Array, other: jax.Array) -> jax.Array:
+    """``chosen`` where ``selected``: a Python bool picks one array, a per-element selection picks per element."""
+    if isinstance(selected, bool | np.bool_):
+        return chosen if selected else other
+    return jnp.where(selected, chosen, other)
 
 
 def real_dtype(dtype: Any) -> np.dtype:

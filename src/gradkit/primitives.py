@@ -191,7 +191,7 @@ def add_decayed_weights(weight_decay: Scalar | Schedule, mask: Any = None) -> Gr
             raise ValueError("add_decayed_weights needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
         decays = _tree.resolve_mask(mask, params)
-        return _tree.map_like(lambda g, w, d: g + rate * w if d else g, updates, params, decays)
+        return _tree.map_like(lambda g, w, d: _tree.where(d, g + rate * w, g), updates, params, decays)
 
     if callable(weight_decay):
 

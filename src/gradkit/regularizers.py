@@ -29,7 +29,9 @@ def _penalized(params: Params, mask: Mask) -> list[jax.Array]:
     """The leaves of ``params`` that ``mask`` selects (all of them without a mask)."""
     _tree.check_floating(params, "penalized")
     selected = _tree.resolve_mask(mask, params)
-    return [p for p, keep in zip(jax.tree.leaves(params), jax.tree.leaves(selected)) if keep]
+    pairs = zip(jax.tree.leaves(params), jax.tree.leaves(selected))
+    # a per-element selection (packed params) zeroes the unselected elements; a bool drops the leaf
+    return [_tree.where(keep, p, jnp.zeros_like(p)) for p, keep in pairs if keep is not False]
 
 
 def _total(values: list[jax.Array]) -> jax.Array:
@@ -107,8 +109,8 @@ def prox_l1(strength: Scalar, learning_rate: Scalar | Schedule, mask: Mask = Non
         _tree.check_same_structure(updates, params, "params")
         keep = _tree.resolve_mask(mask, params)
 
-        def step(u: jax.Array, w: jax.Array, penalized: bool) -> jax.Array:
-            return soft_threshold(w + u, lr * strength) - w if penalized else u
+        def step(u: jax.Array, w: jax.Array, penalized: Any) -> jax.Array:
+            return _tree.where(penalized, soft_threshold(w + u, lr * strength) - w, u)
 
         return _tree.map_like(step, updates, params, keep)
 

@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "train": "train a classifier on real data with the lecture's full recipe",
     "race": "race optimizers across 2-D loss landscapes (pictures and an interactive page)",
     "schedules": "draw the learning-rate schedules on one figure",
+    "bench": "time optimizer steps (tree and packed) against optax, torch and the memory roofline",
 }
 
 

@@ -14,7 +14,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from benchmarks import timing
+from gradkit.bench import timing
 
 ARRAYS_MOVED = {"adamw": 7, "sgd": 5, "axpy": 3}
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import jax
 
-from benchmarks import roofline
+from gradkit.bench import roofline
 
-PEERS = ("gradkit", "optax", "torch for-loop", "torch foreach", "torch fused")
+PEERS = ("gradkit", "gradkit packed", "optax", "torch for-loop", "torch foreach", "torch fused")
+TORCH = PEERS[3:]
 
 
 def environment() -> dict[str, Any]:
@@ -74,16 +75,29 @@ def _cell(peer: dict | None, spec: bool) -> str:
     return text + (f" ({peer['pct_spec']:.0f}% spec)" if spec and peer.get("pct_spec") is not None else "")
 
 
-def _ratio(case: dict, peers: tuple[str, ...]) -> str:
-    """gradkit / the fastest of ``peers``, by medians, and in brackets by each one's fastest repeat."""
-    ratios = [case["ratio_gradkit_over"][p] for p in peers if p in case["ratio_gradkit_over"]]
-    of_mins = [case["ratio_gradkit_over_min"][p] for p in peers if p in case["ratio_gradkit_over_min"]]
-    return f"{max(ratios):.2f} ({max(of_mins):.2f})" if ratios else "–"  # the fastest peer gives the largest ratio
+def _ratio(case: dict, peers: tuple[str, ...], of: str = "gradkit") -> str:
+    """``of`` (gradkit or gradkit packed) / the fastest of ``peers``, by medians, and in brackets by each one's
+    fastest repeat."""
+    timed = {p: case["peers"][p] for p in peers if "median_s" in case["peers"].get(p, {})}
+    if of not in case["peers"] or not timed:
+        return "–"
+    mine = case["peers"][of]
+    best = min(v["median_s"] for v in timed.values()), min(v["min_s"] for v in timed.values())
+    return f"{mine['median_s'] / best[0]:.2f} ({mine['min_s'] / best[1]:.2f})"
 
 
 def markdown(record: dict) -> str:
     """The run as markdown: the update-step table, a note on where gradkit is slower, compile/HLO, training."""
-    return "\n".join(_header(record) + _step_table(record) + _compile_table(record) + _training(record)) + "\n"
+    return (
+        "\n".join(
+            _header(record)
+            + _step_table(record)
+            + _compile_table(record)
+            + _compile_vs_leaves(record)
+            + _training(record)
+        )
+        + "\n"
+    )
 
 
 def _header(record: dict) -> list[str]:
@@ -109,14 +123,15 @@ def _step_table(record: dict) -> list[str]:
     lines = [
         "| opt | case | params | leaves | roofline GB/s | "
         + " | ".join(PEERS)
-        + " | gradkit/optax | gradkit/fastest torch |",
-        "|---|---|---:|---:|---:|" + "---|" * len(PEERS) + "---:|---:|",
+        + " | gradkit/optax | gradkit/fastest torch | packed/optax | packed/fastest torch |",
+        "|---|---|---:|---:|---:|" + "---|" * len(PEERS) + "---:|---:|---:|---:|",
     ]
     for c in record["cases"]:
         cells = [_cell(c["peers"].get(p), spec is not None) for p in PEERS]
         line = f"{c['roofline_Bps'] / 1e9:.1f}" + (f" ({100 * c['roofline_Bps'] / spec:.0f}% of spec)" if spec else "")
         head = f"| {c['optimizer']} | {c['name']} | {c['n_params']:,} | {c['n_leaves']} | {line} |"
-        lines.append(f"{head} {' | '.join(cells)} | {_ratio(c, ('optax',))} | {_ratio(c, PEERS[2:])} |")
+        ratios = [_ratio(c, ("optax",)), _ratio(c, TORCH), _ratio(c, ("optax",), "gradkit packed")]
+        lines.append(f"{head} {' | '.join(cells)} | {' | '.join(ratios)} | {_ratio(c, TORCH, 'gradkit packed')} |")
     slower = [
         f"{c['optimizer']} {c['name']} ({c['ratio_gradkit_over']['optax']:.2f}x)"
         for c in record["cases"]
@@ -145,16 +160,21 @@ def _compile_table(record: dict) -> list[str]:
         ),
         "",
         (
-            "| opt | case | leaves | compile gradkit s (lowering) | compile optax s (lowering) | fusions gk / optax "
+            "| opt | case | leaves | compile gradkit s (lowering) | compile optax s (lowering) | compile packed s "
+            "(lowering) | fusions gk / optax "
             "| HLO bytes/param gk / optax (floor) | footprint gk / optax MB | max rel. diff |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in record["cases"]:
-        g, o, n = c["peers"]["gradkit"], c["peers"]["optax"], c["n_params"]
-        diff = max(c["peers"][p]["max_rel_diff_vs_gradkit"] for p in PEERS[1:] if "median_s" in c["peers"].get(p, {}))
+        g, n = c["peers"]["gradkit"], c["n_params"]
+        o = c["peers"].get("optax", g)  # a user's optimizer has no optax peer: its columns repeat gradkit's
+        k = c["peers"].get("gradkit packed")
+        timed = [p for p in PEERS[1:] if "median_s" in c["peers"].get(p, {})]
+        diff = max((c["peers"][p]["max_rel_diff_vs_gradkit"] for p in timed), default=0.0)
+        packed = f"{_compile(k)} ({k['hlo']['fusions']} fusions, {k['hlo']['bytes'] / n:.1f} B/param)" if k else "–"
         lines.append(
-            f"| {c['optimizer']} | {c['name']} | {c['n_leaves']} | {_compile(g)} | {_compile(o)} | "
+            f"| {c['optimizer']} | {c['name']} | {c['n_leaves']} | {_compile(g)} | {_compile(o)} | {packed} | "
             f"{g['hlo']['fusions']} / {o['hlo']['fusions']} | {g['hlo']['bytes'] / n:.1f} / "
             f"{o['hlo']['bytes'] / n:.1f} ({c['bytes_moved'] / n:g}) | {_mb(g['memory'])} / {_mb(o['memory'])} "
             f"| {diff:.1e} |"
@@ -162,19 +182,52 @@ def _compile_table(record: dict) -> list[str]:
     return lines
 
 
-def _training(record: dict) -> list[str]:
-    t = record.get("training")
-    if not t:
+def _compile_vs_leaves(record: dict) -> list[str]:
+    rows = record.get("compile_vs_leaves")
+    if not rows:
         return []
-    g, o = t["peers"]["gradkit"], t["peers"]["optax"]
-    return [
+    lines = [
+        "",
+        "Compile time of the AdamW update step against the number of leaves (leaves of 100; lower + compile):",
+        "",
+        "| leaves | packed s | packed ms per leaf | tree s | tree ms per leaf |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        tree = r.get("tree_compile_s")
+        tree_cells = f"{tree:.2f} | {1e3 * tree / r['leaves']:.2f}" if tree is not None else "– | –"
+        lines.append(
+            f"| {r['leaves']} | {r['packed_compile_s']:.2f} | {1e3 * r['packed_compile_s'] / r['leaves']:.3f} | "
+            f"{tree_cells} |"
+        )
+    return lines
+
+
+def _training(record: dict) -> list[str]:
+    models = record.get("training")
+    if not models:
+        return []
+    lines = [
         "",
         (
-            f"End-to-end training step (loss + grad + AdamW, MLP {t['depth']} x {t['width']}, batch {t['batch']}, "
-            f"{t['n_params']:,} params): gradkit {_span(g)}, optax {_span(o)}, "
-            f"ratio {t['ratio_gradkit_over_optax']:.2f}; compile {g['compile_s']:.2f} s vs {o['compile_s']:.2f} s."
+            "End-to-end training steps (loss + grad + AdamW update, one jit, donated): median [min–max] and compile "
+            "time; the packed step unpacks inside the loss."
         ),
+        "",
+        (
+            "| model | params | leaves | gradkit | gradkit packed | optax | gradkit/optax | packed/optax "
+            "| compile gradkit / packed / optax s |"
+        ),
+        "|---|---:|---:|---|---|---|---:|---:|---:|",
     ]
+    for t in models:
+        g, k, o = (t["peers"][p] for p in ("gradkit", "gradkit packed", "optax"))
+        lines.append(
+            f"| {t['name']} | {t['n_params']:,} | {t['n_leaves']} | {_span(g)} | {_span(k)} | {_span(o)} | "
+            f"{t['ratio_gradkit_over_optax']:.2f} | {t['ratio_packed_over_optax']:.2f} | "
+            f"{g['compile_s']:.2f} / {k['compile_s']:.2f} / {o['compile_s']:.2f} |"
+        )
+    return lines
 
 
 def _compile(peer: dict) -> str:
@@ -203,7 +256,7 @@ def summary(record: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for c in record["cases"]:
-        g, o = c["peers"]["gradkit"], c["peers"]["optax"]
+        g, o = c["peers"]["gradkit"], c["peers"].get("optax", c["peers"]["gradkit"])
         timed = {k: v for k, v in c["peers"].items() if k.startswith("torch") and "median_s" in v}
         best = min(timed, key=lambda k: timed[k]["median_s"]) if timed else None
         torch_cell = f"{_ms(timed[best]['median_s'])} ({best.removeprefix('torch ')})" if best else "–"
@@ -215,5 +268,5 @@ def summary(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # python -m benchmarks.report RESULT.json: the README's summary table
+if __name__ == "__main__":  # python -m gradkit.bench.report RESULT.json: the README's summary table
     print(summary(json.loads(Path(sys.argv[1]).read_text())))

@@ -25,9 +25,10 @@ class Case:
     """One benchmark: an optimizer applied to a tree of leaves with the given shapes and dtype."""
 
     name: str
-    optimizer: str  # "adamw" or "sgd"
+    optimizer: str  # "adamw" or "sgd" (the shared hyperparameters), or a user's spec such as "adamw(b1=0.8)"
     shapes: dict[str, tuple[int, ...]]  # leaf name -> shape; the tree is a flat dict
     dtype: str = "float32"
+    spec: str | None = None  # set for a user's optimizer: only gradkit (tree and packed) runs it
 
     @property
     def n_params(self) -> int:
@@ -84,6 +85,14 @@ def make_cases(quick: bool, scale: float, bf16: bool) -> list[Case]:
     if bf16:
         trees.append((f"1 leaf x {big / M:g}M bf16", {"w": (big,)}, "bfloat16"))
     return [Case(name, opt, shapes, dtype) for opt in ("adamw", "sgd") for name, shapes, dtype in trees]
+
+
+def custom_case(spec: str, leaves: int, leaf_size: int, dtype: str) -> Case:
+    """``leaves`` vectors of ``leaf_size`` elements for the optimizer a spec names (``gradkit bench --optimizer``)."""
+    from gradkit.bench import spec as specs
+
+    name, _, _ = specs.parse(spec)
+    return Case(f"{leaves} leaves x {leaf_size}", name, even_leaves(leaves, leaves * leaf_size), dtype, spec)
 
 
 def make_arrays(case: Case, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

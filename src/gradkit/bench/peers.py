@@ -1,5 +1,6 @@
 """The peers, each doing the same work on the same tree: one optimizer step, in place where they can.
 
+gradkit packed: the same gradkit step on ``gk.pack(params)`` and packed gradients (a few buffers).
 gradkit and optax: ``update`` + ``apply_updates`` in one ``jax.jit`` with the params and the state
 donated (``donate_argnums=(0, 1)``), the gradients passed in (not donated), compiled ahead of time.
 torch: ``torch.optim.AdamW`` / ``SGD`` with ``foreach=False`` (for-loop), ``foreach=True`` and
@@ -18,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import timing
-from benchmarks.cases import ADAMW, SGD, Case
+from gradkit.bench import timing
+from gradkit.bench.cases import ADAMW, SGD, Case
 
 TORCH_VARIANTS = {
     "torch for-loop": {"foreach": False},
@@ -50,9 +51,14 @@ def jax_optimizer(library: str, optimizer: str) -> tuple[Any, Callable]:
     return tx, optax.apply_updates
 
 
-def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
-    """A jitted, donated ``update + apply_updates`` step for gradkit or optax."""
-    tx, apply_updates = jax_optimizer(library, case.optimizer)
+def jax_stepper(library: str, case: Case, params: dict, grads: dict, packed: bool = False) -> Stepper:
+    """A jitted, donated ``update + apply_updates`` step for gradkit (on the tree or packed) or optax."""
+    import gradkit as gk
+    from gradkit.bench import spec
+
+    tx, apply_updates = (
+        (spec.optimizer(case.spec), gk.apply_updates) if case.spec else jax_optimizer(library, case.optimizer)
+    )
 
     def step_fn(p: Any, s: Any, g: Any) -> tuple[Any, Any]:
         updates, s = tx.update(g, s, p)
@@ -60,7 +66,10 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
 
     p = {k: jnp.asarray(v, case.dtype) for k, v in params.items()}
     g = {k: jnp.asarray(v, case.dtype) for k, v in grads.items()}
+    if packed:
+        p, g = gk.pack(p), gk.pack(g)
     s = tx.init(p)
+    state_elements = sum(x.size for x in jax.tree.leaves(s) if jnp.issubdtype(x.dtype, jnp.inexact))
     compiled, lower_s, compile_s = timing.compile_step(step_fn, (p, s, g), donate_argnums=(0, 1))
     live = {"p": p, "s": s}
 
@@ -69,7 +78,8 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
         jax.block_until_ready((live["p"], live["s"]))
 
     def host_params() -> dict[str, np.ndarray]:
-        return {k: np.asarray(v.astype(jnp.float32)) for k, v in live["p"].items()}
+        tree = live["p"].unpack() if packed else live["p"]
+        return {k: np.asarray(v.astype(jnp.float32)) for k, v in tree.items()}
 
     step()  # one untimed step, as torch_stepper's probe step, so every peer has taken the same steps
     info = {
@@ -77,6 +87,7 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict) -> Stepper:
         "compile_s": compile_s,
         "memory": timing.memory(compiled),
         "hlo": timing.hlo_summary(compiled),
+        "state_elements": state_elements,
     }
     return Stepper(step, host_params, info)
 
