@@ -28,7 +28,32 @@ STEPS = 50
 
 # Values for required arguments of transformations, by argument name. A new primitive or optimizer with a
 # required argument not listed here makes test_every_transformation_is_covered fail: add a value for it.
-REQUIRED = {"learning_rate": 0.05, "factor": 0.5, "max_norm": 0.5, "weight_decay": 0.1}
+REQUIRED = {
+    "learning_rate": 0.05,
+    "factor": 0.5,
+    "max_norm": 0.5,
+    "weight_decay": 0.1,
+    "max_delta": 0.5,
+    "threshold": 1.0,
+    "schedule": gk.schedules.cosine_annealing(0.05, 100),
+    "base": gk.scale(-0.05),
+}
+# Work leaf by leaf (a norm or a matrix shape per leaf): on packed params they raise a TypeError naming
+# themselves (tested below) instead of silently taking a norm over a whole buffer.
+PER_LEAF = {
+    "primitives.clip_by_block_rms": "clip_by_block_rms",
+    "primitives.scale_by_trust_ratio": "scale_by_trust_ratio",
+    "primitives.scale_by_factored_rms": "scale_by_factored_rms",
+    "primitives.scale_by_relative_step": "scale_by_relative_step",
+    "primitives.orthogonalise": "orthogonalise",
+    "primitives.scale_by_fan_ratio": "scale_by_fan_ratio",
+    "optimizers.lars": "scale_by_trust_ratio",
+    "optimizers.lamb": "scale_by_trust_ratio",
+    "optimizers.adafactor": "scale_by_factored_rms",
+    "optimizers.muon": "labels select whole leaves",
+}
+# L-BFGS needs value_fn for its line search (tests/test_lbfgs.py).
+SKIPPED = {"optimizers.lbfgs"}
 
 
 def mixed_tree(seed: int = 0) -> dict:
@@ -53,7 +78,7 @@ MASK_TREE = {"dense": {"w": True, "b": False}, "emb": True, "scale": False, "emp
 
 def _transformation_constructors() -> dict[str, object]:
     """Every optimizer in gk.optimizers.BY_NAME and every primitive returning a GradientTransformation."""
-    found = {f"optimizers.{k}": v for k, v in gk.optimizers.BY_NAME.items()}
+    found = {f"optimizers.{k}": v for k, v in gk.optimizers.BY_NAME.items() if f"optimizers.{k}" not in SKIPPED}
     for name in gk.primitives.__all__:
         fn = getattr(gk.primitives, name)
         if callable(fn) and inspect.signature(fn).return_annotation in (
@@ -92,7 +117,16 @@ def _cases() -> dict[str, gk.GradientTransformation]:
 CASES = _cases()
 # Global-norm clipping sums per buffer instead of per leaf (another order). prox_l1 differs by one float32
 # ulp in a few elements: not yet explained (the same formula per element, fused differently by XLA).
-NOT_BITWISE = {"primitives.clip_by_global_norm", "clip + adamw", "clip + sgd momentum", "sgd + prox_l1 masked"}
+# Schedule-free's interpolation differs by one float32 ulp on the scalar leaf in the same way (not explained).
+NOT_BITWISE = {
+    "primitives.clip_by_global_norm",
+    "clip + adamw",
+    "clip + sgd momentum",
+    "sgd + prox_l1 masked",
+    "optimizers.schedule_free_adamw",
+    "optimizers.schedule_free_sgd",
+    "primitives.schedule_free",
+}
 
 
 def _unpacked(tree):
@@ -139,11 +173,24 @@ def _assert_same(a, b, exact: bool) -> None:
 def test_every_transformation_is_covered():
     names = set(CASES)
     for name in gk.optimizers.BY_NAME:
-        assert f"optimizers.{name}" in names
+        assert f"optimizers.{name}" in names | SKIPPED
     assert {"primitives.scale_by_adam", "primitives.add_decayed_weights", "primitives.clip_by_global_norm"} <= names
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+def _per_leaf(case: str) -> str | None:
+    """What a case's error names if it works leaf by leaf (its variants, e.g. "masked decay", included)."""
+    return next((who for name, who in PER_LEAF.items() if case == name or case.startswith(name + " ")), None)
+
+
+@pytest.mark.parametrize("name", sorted(c for c in CASES if _per_leaf(c)))
+def test_per_leaf_transformations_refuse_packed_params_by_name(name):
+    params = gk.pack(mixed_tree())
+    tx = CASES[name]
+    with pytest.raises(TypeError, match=_per_leaf(name)):
+        tx.update(params, tx.init(params), params)
+
+
+@pytest.mark.parametrize("name", sorted(c for c in CASES if not _per_leaf(c)))
 def test_packed_run_matches_the_tree_run(name):
     """50 steps on the mixed-dtype tree and on its packed buffers: same params, same states."""
     params = mixed_tree()
@@ -213,13 +260,19 @@ def test_mask_becomes_a_per_element_selection():
 
 
 def test_mask_with_the_wrong_structure_names_the_mask():
-    with pytest.raises(ValueError, match="mask tree does not match the unpacked params"):
+    with pytest.raises(ValueError, match="mask tree does not match the params tree"):
         _tree.resolve_mask({"w": True}, gk.pack({"w": jnp.ones(2), "b": jnp.ones(2)}))
 
 
-def test_mask_of_jax_arrays_is_rejected_for_packed_params():
-    with pytest.raises(TypeError, match=r"params\['b'\]"):
-        _tree.resolve_mask({"b": jnp.asarray(True), "w": True}, gk.pack({"w": jnp.ones(2), "b": jnp.ones(2)}))
+def test_a_concrete_jax_bool_in_a_mask_reads_as_a_python_bool_on_packed_params():
+    packed = gk.pack({"w": jnp.ones(2), "b": jnp.ones(2)})
+    got = _tree.resolve_mask({"b": jnp.asarray(True), "w": False}, packed)
+    want = _tree.resolve_mask({"b": True, "w": False}, packed)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(TypeError, match=r"mask\['b'\] is"):
+        _tree.resolve_mask({"b": jnp.ones(2, bool), "w": False}, packed)  # not one bool per leaf
 
 
 def test_regularizers_take_a_mask_on_packed_params():

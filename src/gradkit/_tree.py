@@ -188,6 +188,16 @@ def leaf_paths(tree: Tree) -> list[str]:
     return ["/".join(name(k) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
 
 
+def check_per_leaf(tree: Tree, who: str) -> None:
+    """Raise a TypeError when ``tree`` is packed: ``who`` works leaf by leaf (a norm or a shape per leaf)."""
+    if isinstance(tree, packing.Packed):
+        raise TypeError(
+            f"{who} works leaf by leaf (a norm or a matrix shape per leaf), and packed params keep their leaves "
+            "in shared buffers: use it on the unpacked tree (per-leaf reductions on packed buffers can use "
+            "Packed.layout.segment_ids, see docs/packing.md)"
+        )
+
+
 def per_element(selection: Tree, like: Tree) -> Tree:
     """Per-leaf values (bools, labels) written against the params tree, made to fit ``like``.
 

@@ -167,6 +167,7 @@ def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
         return g / jnp.maximum(1.0, rms / threshold)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_per_leaf(updates, "clip_by_block_rms")
         return _tree.map_like(block, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -722,6 +723,7 @@ def scale_by_trust_ratio(
     _checks.non_negative("eps", eps)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_per_leaf(updates, "scale_by_trust_ratio")
         if params is None:
             raise ValueError("scale_by_trust_ratio needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -782,6 +784,7 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
         return FactoredRmsState(row, col, full)
 
     def update(updates: Updates, state: FactoredRmsState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_per_leaf(updates, "scale_by_factored_rms")
         _tree.check_same_structure(updates, state.full, "optimizer state")
         step = increment(count).astype(_scalar_dtype(updates))
         b2_t = 1 - step ** (-decay_exponent)
@@ -820,6 +823,7 @@ def scale_by_relative_step(learning_rate: Scalar | Schedule, eps2: Scalar = 1e-3
     _checks.non_negative("eps2", eps2)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_per_leaf(updates, "scale_by_relative_step")
         if params is None:
             raise ValueError("scale_by_relative_step needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -892,6 +896,7 @@ def orthogonalise(
         return newton_schulz(_as_matrix(g), ns_coefficients, int(ns_steps), eps).reshape(g.shape)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_per_leaf(updates, "orthogonalise")
         return _tree.map_like(orthogonal, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -913,6 +918,7 @@ def scale_by_fan_ratio() -> GradientTransformation:
         return g * max(1.0, fan_out / max(fan_in, 1)) ** 0.5
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_per_leaf(updates, "scale_by_fan_ratio")
         return _tree.map_like(factor, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
