@@ -92,7 +92,9 @@ def test_iterates_equal_scipy_lbfgsb_on_a_quadratic():
 
 
 @pytest.mark.parametrize(
-    ("f", "x0"), [(rosenbrock, (-1.2, 1.0)), (rosenbrock, (-1.2, 1.0) * 5), (beale, (1.0, 1.0))], ids=str
+    ("f", "x0"),
+    [(rosenbrock, (-1.2, 1.0)), (rosenbrock, (-1.2, 1.0) * 5), (beale, (1.0, 1.0))],
+    ids=["rosenbrock-2d", "rosenbrock-10d", "beale"],
 )
 def test_minimize_needs_as_many_iterations_and_evaluations_as_scipy(f, x0):
     tol = 1e-6
