@@ -57,9 +57,12 @@ test-floors: $(FLOORS_VENV)/.floors
 	$(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 # ruff's rule set and its reasons are in pyproject.toml; `make format` applies the formatter and safe fixes.
-lint: $(VENV)/.lint
+# pyright checks the package and tests/typing/user_script.py against the optional dependencies' own types
+# (matplotlib, scikit-learn, optax, rich): the test extra installs them, and the lint tools with them.
+lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright --pythonpath $(PY)
 
 format: $(VENV)/.lint
 	$(VENV)/bin/ruff check --fix .

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
+from jax.core import Tracer
 
 _ALIASES: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("gradkit_check_aliases", default=None)
 
@@ -44,7 +45,7 @@ def public_name(name: str) -> str:
 
 def concrete(value: Any) -> np.ndarray | None:
     """``value`` as a NumPy float64 array, or None when it is traced (or not numeric)."""
-    if isinstance(value, (jax.core.Tracer, str, bytes)):
+    if isinstance(value, (Tracer, str, bytes)):
         return None
     try:
         return np.asarray(value, dtype=np.float64)
@@ -63,8 +64,12 @@ def is_zero(value: Any) -> bool:
     return v is not None and bool(np.all(v == 0))
 
 
-def _fail(name: str, rule: str, value: Any, error: type[Exception] = ValueError) -> None:
+def _fail(name: str, rule: str, value: Any, error: type[Exception] = ValueError) -> NoReturn:
     raise error(f"{public_name(name)} must be {rule}, got {value!r}")
+
+
+def _is_schedule(value: Any) -> bool:
+    return callable(value) and not hasattr(value, "dtype")
 
 
 def _is_bool(value: Any) -> bool:
@@ -76,11 +81,11 @@ def number(name: str, value: Any, finite: bool = True) -> np.ndarray | None:
 
     Returns the concrete value, or None when it is traced or a schedule (a callable passes unchecked).
     """
-    if callable(value) and not hasattr(value, "dtype"):
+    if _is_schedule(value):
         return None
     if _is_bool(value):
         _fail(name, "a number, not a bool", value, TypeError)
-    if isinstance(value, jax.core.Tracer):
+    if isinstance(value, Tracer):
         if np.ndim(value) != 0 or not np.issubdtype(value.dtype, np.number):
             _fail(name, "a real scalar", value, ValueError if np.ndim(value) else TypeError)
         return None

@@ -6,6 +6,11 @@ picture and on the page; training curves are blue, validation orange, test green
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 VERMILLION = "#D55E00"
 BLUE = "#0072B2"
@@ -18,7 +23,7 @@ YELLOW = "#F0E442"  # too light for thin lines on white: used last
 
 TRAIN, VALIDATION, TEST = BLUE, ORANGE, BLUISH_GREEN
 
-RC = {
+RC: dict[RcKeyType, Any] = {
     "font.size": 11,
     "axes.titlesize": 11,
     "axes.labelsize": 11,

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.experimental.shard_alike import shard_alike
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -144,7 +145,7 @@ def resolve_labels(labels: Any, params: Tree) -> Tree:
 
 
 def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer) and np.ndim(x) == 0
+    return not isinstance(x, Tracer) and np.ndim(x) == 0
 
 
 def keep(tree: Tree, selected: Tree) -> Tree:
@@ -247,7 +248,7 @@ def _placed_like(p: Any, x: jax.Array) -> jax.Array:
     mesh axes; with automatic axes a tracer carries no sharding, so the compiler is told to shard
     ``x`` as it shards ``p`` (a no-op on one device).
     """
-    if isinstance(p, jax.core.Tracer):
+    if isinstance(p, Tracer):
         return shard_alike(p, x)[1]
     return x
 
@@ -261,7 +262,7 @@ def scalar_like(params: Tree, value: Any, dtype: Any) -> jax.Array:
     only of the count would use no param, and ``jit`` would drop the params and compile for one device.
     """
     leaves = jax.tree.leaves(params)
-    traced = [p for p in leaves if isinstance(p, jax.core.Tracer)]
+    traced = [p for p in leaves if isinstance(p, Tracer)]
     if traced:
         scalar, _ = jax.lax.optimization_barrier((jnp.asarray(value, dtype), traced[0]))
         return scalar
@@ -275,7 +276,7 @@ def replicated_zeros(params: Tree, shape: tuple, dtype: Any) -> jax.Array:
     """Zeros of ``shape`` replicated over the devices of ``params`` (a statistic reduced from a param, such as
     Adafactor's row and column moments); under ``jit`` the compiler places them."""
     leaves = jax.tree.leaves(params)
-    replicated = None if any(isinstance(p, jax.core.Tracer) for p in leaves) else _replicated_sharding(leaves)
+    replicated = None if any(isinstance(p, Tracer) for p in leaves) else _replicated_sharding(leaves)
     return jnp.zeros(shape, dtype) if replicated is None else jnp.zeros(shape, dtype, device=replicated)
 
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
+from jax.core import Tracer
 
 from gradkit import _tree
 
@@ -38,6 +39,18 @@ State = Any
 INT32_MAX = jnp.iinfo(jnp.int32).max
 
 
+class InitFn(Protocol):
+    """``init(params) -> state``."""
+
+    def __call__(self, params: Params, /) -> State: ...
+
+
+class UpdateFn(Protocol):
+    """``update(updates, state, params=None, **extra) -> (updates, state)``; a ``Stepped`` part's also takes ``count``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Updates, State]: ...
+
+
 class GradientTransformation(NamedTuple):
     """A pair of pure functions.
 
@@ -45,13 +58,24 @@ class GradientTransformation(NamedTuple):
     ``update(updates, state, params=None, **extra) -> (updates, state)`` transforms the gradients.
     """
 
-    init: Callable[[Params], State]
-    update: Callable[..., tuple[Updates, State]]
+    # Protocols, not Callable: pyright would bind a Callable field like a method when matching ``Transformation``.
+    init: InitFn
+    update: UpdateFn
 
     def __repr__(self) -> str:
         return (
             getattr(self, "description", None) or f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
         )
+
+
+class Transformation(Protocol):
+    """What ``chain`` takes as a part: any object with ``init`` and ``update``, an optax transformation included."""
+
+    @property
+    def init(self) -> InitFn: ...
+
+    @property
+    def update(self) -> UpdateFn: ...
 
 
 class EmptyState(NamedTuple):
@@ -66,7 +90,7 @@ class ChainState(NamedTuple):
     ``inner``: each part's state, in the chain's order (optax's ``chain`` state is this tuple alone).
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  (a field; shadows tuple.count on purpose, as optax does)
     inner: tuple
 
 
@@ -80,19 +104,23 @@ class Stepped(GradientTransformation):
 class _Described(GradientTransformation):
     """A transformation that carries a description (see ``described``)."""
 
+    description: str
+
 
 class _Chain(GradientTransformation):
     """A chain; remembers its parts so that chains nested in chains are flattened."""
 
-    parts: tuple[GradientTransformation, ...]
+    parts: tuple[Transformation, ...]
+    description: str
 
 
-Constructor = TypeVar("Constructor", bound=Callable[..., GradientTransformation])
+# A constructor of a transformation or of a schedule: ``described`` returns it with the same signature.
+Constructor = TypeVar("Constructor", bound=Callable[..., object])
 
 
 def _show(value: Any) -> str:
     """A hyperparameter as the user would type it: ``0.1``, not ``Array(0.1, dtype=float32)`` or float32 noise."""
-    if isinstance(value, jax.core.Tracer):
+    if isinstance(value, Tracer):
         return "<traced>"
     if hasattr(value, "dtype") and hasattr(value, "shape") and value.shape == ():
         return str(jax.device_get(value)[()])
@@ -110,8 +138,8 @@ def described(constructor: Constructor) -> Constructor:
     signature = inspect.signature(constructor)
 
     @functools.wraps(constructor)
-    def build(*args: Any, **kwargs: Any) -> GradientTransformation:
-        tx = constructor(*args, **kwargs)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        tx: Any = constructor(*args, **kwargs)  # a transformation or a schedule: any with a __dict__ is described
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         shown = []
@@ -129,7 +157,7 @@ def described(constructor: Constructor) -> Constructor:
             return tx
         tx.description = f"{constructor.__name__}({', '.join(shown)})"
         if isinstance(tx, _Chain) and len(tx.parts) == 1 and hasattr(tx.parts[0], "__dict__"):
-            tx.parts[0].description = tx.description  # it shows when the chain is flattened into another
+            vars(tx.parts[0])["description"] = tx.description  # it shows when the chain is flattened into another
         return tx
 
     return build  # type: ignore[return-value]
@@ -167,7 +195,7 @@ def identity() -> GradientTransformation:
     )
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
+def chain(*transforms: Transformation) -> GradientTransformation:
     """Apply ``transforms`` one after the other, sharing one step counter.
 
     The updates each part returns are the gradients the next part sees. Any object with ``init`` and
@@ -176,7 +204,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
     >>> tx = gk.chain(gk.clip_by_global_norm(1.0), gk.scale_by_adam(), gk.scale_by_learning_rate(1e-3))
     """
-    parts: list[GradientTransformation] = []
+    parts: list[Transformation] = []
     for t in transforms:
         if isinstance(t, _Chain):
             parts.extend(t.parts)

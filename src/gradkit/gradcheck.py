@@ -196,8 +196,8 @@ def check_grads(
         )
 
     report = GradCheckReport(results)
-    if raise_on_failure and not report.passed:
-        worst = report.worst
+    worst = report.worst  # None only when there is no leaf, and then the check passed
+    if raise_on_failure and not report.passed and worst is not None:
         c = results[worst]
         raise GradCheckError(
             f"gradient check failed: params{worst} has relative error {c.rel_error:.3g} > {c.tolerance:g} at index "

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from gradkit import _checks, _precise, _tree
 from gradkit.core import GradientTransformation, Params, State, Updates, described, increment
@@ -28,7 +29,7 @@ class HyperparamsState(NamedTuple):
     ``inner``: the wrapped optimizer's state.
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  (a field; shadows tuple.count on purpose)
     hyperparams: dict[str, jax.Array]
     precise: dict[str, tuple[jax.Array, jax.Array]]
     inner: State
@@ -54,8 +55,10 @@ def _held(value: Any, dtype: Any) -> tuple[jax.Array, jax.Array]:
     if _checks.concrete(value) is None:
         return value, jnp.zeros_like(value)
     if isinstance(value, int | float):
-        return tuple(jnp.asarray(float(x)) for x in _precise.split(value, dtype))
-    return tuple(jnp.asarray(x) for x in _precise.split(value, jnp.result_type(value)))
+        hi, lo = _precise.split(value, dtype)
+        return jnp.asarray(float(hi)), jnp.asarray(float(lo))
+    hi, lo = _precise.split(value, jnp.result_type(value))
+    return jnp.asarray(hi), jnp.asarray(lo)
 
 
 def _classify(
@@ -97,7 +100,7 @@ def _traced(fn: Callable[..., Any], *args: Any) -> Any:
     """
     leaves, treedef = jax.tree.flatten(args)
     is_array = [isinstance(x, jax.Array | np.ndarray) for x in leaves]
-    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+    if any(isinstance(x, Tracer) for x in leaves):
         return fn(*args)
 
     def call(arrays: list[jax.Array]) -> Any:

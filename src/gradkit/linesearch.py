@@ -45,6 +45,14 @@ def find_state(state: Any) -> LineSearchState | None:
     return found[0] if found else None
 
 
+def the_state(state: Any) -> LineSearchState:
+    """The ``LineSearchState`` inside ``state``, for callers that know it holds one (``find_state`` found it)."""
+    found = find_state(state)
+    if found is None:
+        raise ValueError("the optimizer state holds no line search")
+    return found
+
+
 def value_and_grad_from_state(value_fn: Callable[[Params], jax.Array]) -> Callable[..., tuple[jax.Array, Params]]:
     """``(params, *, state) -> (f(params), grad f(params))``, reusing what the line search in ``state`` computed.
 

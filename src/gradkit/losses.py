@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from gradkit import _checks
 
@@ -48,7 +49,7 @@ def _check_indices(labels: Array, scores: Array) -> None:
             f"integer labels must have shape logits.shape[:-1] = {scores.shape[:-1]}, got {labels.shape}. "
             "Pass one class index per example, or float probability vectors of shape logits.shape."
         )
-    if not isinstance(labels, jax.core.Tracer):
+    if not isinstance(labels, Tracer):
         values = np.asarray(labels)
         bad = (values < 0) | (values >= num_classes)
         if bad.any():
@@ -201,7 +202,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1, where: Any =
     logits = jnp.moveaxis(logits, axis, -1)
     keep = None if where is None else _class_mask(where, logits, axis)
     concrete_rows = None
-    if keep is not None and not isinstance(where, jax.core.Tracer):  # checked on the rows that count
+    if keep is not None and not isinstance(where, Tracer):  # checked on the rows that count
         w = np.asarray(where)
         if w.ndim == logits.ndim - 1:
             concrete_rows = np.broadcast_to(w, logits.shape[:-1])
@@ -222,7 +223,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1, where: Any =
             f"probability labels must have the shape of the logits {logits.shape}, got {labels.shape}. "
             "For class indices pass an integer array of shape logits.shape without axis."
         )
-    if not isinstance(labels, jax.core.Tracer):
+    if not isinstance(labels, Tracer):
         q = np.asarray(labels, np.float64)
         if concrete_rows is not None:
             q = q[concrete_rows]

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from gradkit import _checks, _tree
 from gradkit.core import GradientTransformation, Params, apply_updates
 from gradkit.lbfgs import lbfgs
-from gradkit.linesearch import find_state
+from gradkit.linesearch import find_state, the_state
 
 
 class MinimizeResult(NamedTuple):
@@ -81,7 +81,7 @@ def _solve(params: Params, max_iter: jax.Array, tol: jax.Array, *, fun: Callable
         updates, state = optimizer.update(c.grad, c.state, c.params, **kwargs)
         params = apply_updates(c.params, updates)
         if searches:  # the line search evaluated f at the new params already
-            found = find_state(state)
+            found = the_state(state)
             value, grad, used = found.value, found.grad, found.evaluations
         else:
             (value, grad), used = value_and_grad(params), 1

@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.sharding import NamedSharding, PartitionSpec
 
 Tree = Any
@@ -183,7 +184,7 @@ def pack(params: Tree) -> Packed:
 
 def _row_sharding(leaf: jax.Array, name: str) -> tuple[int, Any, Any]:
     """``(shards, mesh axes, buffer sharding)`` for a leaf: rows when it is split on its leading axis only."""
-    sharding = None if isinstance(leaf, jax.core.Tracer) else getattr(leaf, "sharding", None)
+    sharding = None if isinstance(leaf, Tracer) else getattr(leaf, "sharding", None)
     if sharding is None or len(sharding.device_set) == 1:
         return 1, None, None
     if sharding.is_fully_replicated:
@@ -228,7 +229,7 @@ def per_element(values: Tree, like: Packed) -> Packed:
     _tree.check_same_structure(values, like.layout.skeleton(), "unpacked params", name="mask")
     flat = jax.tree.leaves(values)
     for slot, v in zip(like.layout.slots, flat, strict=True):
-        if isinstance(v, jax.Array | jax.core.Tracer) and not isinstance(v, np.ndarray):
+        if isinstance(v, jax.Array | Tracer) and not isinstance(v, np.ndarray):
             raise TypeError(
                 f"a mask or labels for packed params needs a Python value per leaf, got a JAX array for "
                 f"params{slot.path}. Compute it from shapes or paths (it is applied at trace time)."

@@ -92,7 +92,7 @@ def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransfor
         return scale(-learning_rate)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
-        lr = learning_rate(count)
+        lr: jax.Array = learning_rate(count)  # pyright: ignore[reportAssignmentType]  (pyright types callable(Any) as returning object)
         return _tree.map_like(lambda g: -lr * g, updates), state
 
     return chain(Stepped(lambda params: EmptyState(), update))
@@ -827,7 +827,7 @@ def scale_by_relative_step(learning_rate: Scalar | Schedule, eps2: Scalar = 1e-3
         if params is None:
             raise ValueError("scale_by_relative_step needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
-        lr = learning_rate(count) if callable(learning_rate) else learning_rate
+        lr: jax.Array = learning_rate(count) if callable(learning_rate) else learning_rate  # pyright: ignore[reportAssignmentType]  (pyright types callable(Any) as returning object)
         cap = jnp.minimum(1, 1 / (lr * jnp.sqrt(increment(count).astype(_scalar_dtype(updates)))))
         return _tree.map_like(lambda g, w: cap * jnp.maximum(eps2, _rms(w)) * g, updates, params), state
 
@@ -968,7 +968,7 @@ def schedule_free(
         if params is None:
             raise ValueError("schedule_free needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
-        lr = learning_rate(count) if callable(learning_rate) else learning_rate
+        lr: jax.Array = learning_rate(count) if callable(learning_rate) else learning_rate  # pyright: ignore[reportAssignmentType]  (pyright types callable(Any) as returning object)
         max_lr = jnp.maximum(state.max_lr, lr).astype(state.max_lr.dtype)
         weight = max_lr**weight_lr_power
         weight_sum = state.weight_sum + weight

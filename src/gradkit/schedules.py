@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from gradkit import _checks
 from gradkit.core import described
@@ -61,13 +62,13 @@ class _Compiled:
         if isinstance(step, (str, bytes, list, tuple, dict, set)) or step is None or isinstance(step, bool):
             raise TypeError(f"a schedule takes a step number (an int or an integer array), got {step!r}")
         # Only float steps can be NaN; integer steps (the chain's count) skip the check and never sync.
-        floating = not isinstance(step, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(step), jnp.floating)
+        floating = not isinstance(step, Tracer) and jnp.issubdtype(jnp.result_type(step), jnp.floating)
         if floating and np.any(np.isnan(np.asarray(step))):
             raise ValueError(f"a schedule's step must be a number, got {step!r}")
         return self.compiled(step)
 
     def _cache_size(self) -> int:
-        return self.compiled._cache_size()
+        return self.compiled._cache_size()  # pyright: ignore[reportFunctionMemberAccess]  (jit's private counter)
 
     def __repr__(self) -> str:
         return self.description
@@ -125,8 +126,8 @@ def _increasing(name: str, values: Sequence[int]) -> tuple[int, ...]:
     values = tuple(values)
     for i, v in enumerate(values):
         _checks.integer(f"{name}[{i}]", v, minimum=1)
-    concrete = [_checks.concrete(v) for v in values]
-    if all(c is not None for c in concrete) and any(b <= a for a, b in pairwise(concrete)):
+    concrete = [c for v in values if (c := _checks.concrete(v)) is not None]
+    if len(concrete) == len(values) and any(b <= a for a, b in pairwise(concrete)):
         raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")
     return values
 

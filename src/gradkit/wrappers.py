@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.core import Tracer
 
 from gradkit import _checks, _tree
 from gradkit.core import (
@@ -30,7 +31,7 @@ from gradkit.primitives import Scalar, update_moment
 def _branch(pred: jax.Array, on_true: Callable, on_false: Callable, operand: Any) -> Any:
     """``lax.cond``, or a plain ``if`` when ``pred`` is known: eagerly, ``lax.cond`` would retrace both
     branches on every call (they close over the step's arrays)."""
-    if isinstance(pred, jax.core.Tracer):
+    if isinstance(pred, Tracer):
         return jax.lax.cond(pred, on_true, on_false, operand)
     return on_true(operand) if pred else on_false(operand)
 

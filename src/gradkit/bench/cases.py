@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
-ADAMW = {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
+
+class AdamWHyperparameters(TypedDict):
+    """AdamW's keyword arguments, shared by gradkit and optax (typed, so ``adamw(**ADAMW)`` type-checks)."""
+
+    learning_rate: float
+    b1: float
+    b2: float
+    eps: float
+    weight_decay: float
+
+
+ADAMW: AdamWHyperparameters = {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
 SGD = {"learning_rate": 1e-2, "momentum": 0.9}
 HYPERPARAMETERS = {"adamw": ADAMW, "sgd": SGD}
 

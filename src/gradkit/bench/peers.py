@@ -98,7 +98,7 @@ def torch_device(threads: int | None = None) -> tuple[str | None, str]:
     ``threads`` sets ``torch.set_num_threads`` (None keeps torch's default).
     """
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  (the torch peer is optional: no extra installs it)
     except ImportError:
         return None, "torch is not installed"
     if threads is not None:
@@ -113,7 +113,7 @@ def torch_device(threads: int | None = None) -> tuple[str | None, str]:
 
 def torch_stepper(variant: str, case: Case, params: dict, grads: dict, device: str) -> Stepper | str:
     """A torch optimizer stepping in place; a string saying why when this variant is unsupported here."""
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  (the torch peer is optional: no extra installs it)
 
     dtype = getattr(torch, case.dtype)
     ps = [torch.tensor(v, dtype=dtype, device=device, requires_grad=True) for v in params.values()]

@@ -13,6 +13,7 @@ import argparse
 import gc
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -257,7 +258,8 @@ def compile_vs_leaves(quick: bool) -> list[dict]:
 def run_training(quick: bool, scale: float, budget: float, repeats: dict) -> list[dict]:
     """End-to-end training steps (loss + grad + AdamW): gradkit on the tree and packed, optax on the tree."""
     width = max(32, round(1024 * np.sqrt(scale) / 32) * 32)
-    models = [  # (name, loss, params, batch); quick: one small many-leaf MLP
+    models: list[tuple[str, Callable[..., jax.Array], dict[str, np.ndarray], tuple[jax.Array, ...]]] = [
+        # (name, loss, params, batch); quick: one small many-leaf MLP
         ("MLP 20 x 16 (40 leaves)", training.mlp_loss, training.mlp_params(20, 16), training.mlp_batch(16, 32))
     ] if quick else [
         (f"MLP 16 x {width}", training.mlp_loss, training.mlp_params(16, width), training.mlp_batch(width, 128)),

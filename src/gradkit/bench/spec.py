@@ -44,7 +44,7 @@ def parse(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
     if any(k.arg is None for k in keywords):
         raise bad("**kwargs is not allowed")
     positional = [literal(a, f"argument {i + 1}") for i, a in enumerate(args)]
-    return name, positional, {k.arg: literal(k.value, k.arg) for k in keywords}
+    return name, positional, {k.arg: literal(k.value, k.arg) for k in keywords if k.arg is not None}  # all named
 
 
 def optimizer(spec: str) -> GradientTransformation:

@@ -95,14 +95,18 @@ def parse_racer(spec: str, index: int = 0) -> engine.Racer:
             raise ValueError(f"--optimizer takes keyword arguments only (KEY=VALUE), got {spec!r}")
         name = tree.func.id
         for k in tree.keywords:
+            if k.arg is None:  # refused above; says so to the type checker
+                continue
             try:
                 kwargs[k.arg] = ast.literal_eval(k.value)
             except ValueError:
                 raise ValueError(
                     f"--optimizer values must be Python literals, got {ast.unparse(k.value)!r} for {k.arg} in {spec!r}"
                 ) from None
-    else:
+    elif isinstance(tree, ast.Name):
         name = tree.id
+    else:  # a keyword such as ``None`` or ``True``
+        raise ValueError(f"--optimizer must look like [LABEL=]NAME[(KEY=VALUE, ...)], got {spec!r}")
     known = engine.known_optimizers()
     if name not in known:
         raise ValueError(f"unknown optimizer {name!r}; known optimizers: {', '.join(sorted(known))}")

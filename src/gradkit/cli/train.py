@@ -225,7 +225,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         hparams[HYPERPARAMS[flag]] = values
     if sweep:
         hparams = {k: np.broadcast_to(np.asarray(v, np.float32), (n_runs,)) for k, v in hparams.items()}
-    static = {"nesterov": True} if args.nesterov else {}
+    static: dict[str, Any] = {"nesterov": True} if args.nesterov else {}
     if "mask" in accepted:
         static["mask"] = models.weights_only
     for value in np.atleast_1d(hparams.get("l2", 0.0)):

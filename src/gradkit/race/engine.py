@@ -20,7 +20,7 @@ import numpy as np
 from gradkit import _checks, _style, optimizers
 from gradkit.core import GradientTransformation, apply_updates
 from gradkit.landscapes import Landscape
-from gradkit.linesearch import find_state, value_and_grad_from_state
+from gradkit.linesearch import find_state, the_state, value_and_grad_from_state
 
 MakeOptimizer = Callable[[Any], GradientTransformation]  # learning rate -> transformation
 
@@ -142,8 +142,8 @@ def _run(
             return updates, new_state, 1
         value, g = value_and_grad_from_state(f)(p, state=state)
         updates, new_state = tx.update(g, state, p, value=value, grad=g, value_fn=f)
-        fresh = (find_state(state).evaluations == 0).astype(jnp.int32)  # value_and_grad evaluated f itself
-        return updates, new_state, find_state(new_state).evaluations + fresh
+        fresh = (the_state(state).evaluations == 0).astype(jnp.int32)  # value_and_grad evaluated f itself
+        return updates, new_state, the_state(new_state).evaluations + fresh
 
     def step(carry, t):
         p, state, diverged_at, evaluations = carry

@@ -45,8 +45,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
             "the default data set (digits) comes with scikit-learn: `pip install gradkit[data]`, "
             "or pass your own data with --data PATH.npz"
         ) from e
-    digits = sklearn_digits()
-    return digits.data.astype(np.float32), digits.target.astype(np.int32)
+    x, y = sklearn_digits(return_X_y=True)
+    return x.astype(np.float32), y.astype(np.int32)
 
 
 def load_npz(path: str | os.PathLike, flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -219,12 +219,12 @@ def random_shift(image_shape: tuple[int, int], max_shift: int, mean: np.ndarray,
             f"mean and std must have shape ({height * width},) for {height}x{width} images, "
             f"got {np.shape(mean)} and {np.shape(std)}"
         )
-    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    mu, sigma = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
 
     def augment(key: jax.Array, x: jax.Array) -> jax.Array:
         shifts = jax.random.randint(key, (x.shape[0], 2), -max_shift, max_shift + 1)
-        pixels = (x * std + mean).reshape(-1, height, width)
-        return (shift_images(pixels, shifts).reshape(x.shape) - mean) / std
+        pixels = (x * sigma + mu).reshape(-1, height, width)
+        return (shift_images(pixels, shifts).reshape(x.shape) - mu) / sigma
 
     return augment
 

@@ -84,7 +84,8 @@ def _programs(
     def epoch(state: TrainState, hparams: Hyperparams, key: jax.Array, data: Split) -> tuple[TrainState, dict]:
         tx = make_tx(hparams)
         l2 = hparams.get("l2", 0.0)
-        x, y = data.x_train, data.y_train
+        # ``data`` holds traced arrays here (the epoch is compiled): asarray is a no-op that types them as such.
+        x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
         indices, weights = epoch_batches(key, n_train, batch_size)
         # The batch order keeps drawing from ``key`` itself, so a run without augmentation is unchanged.
         augment_keys = jax.random.split(jax.random.fold_in(key, 1), indices.shape[0])
@@ -101,7 +102,7 @@ def _programs(
             step, (state.params, state.opt_state), (indices, weights, augment_keys)
         )
         train_loss, train_acc = evaluate(model, params, x, y)
-        val_loss, val_acc = evaluate(model, params, data.x_val, data.y_val)
+        val_loss, val_acc = evaluate(model, params, jnp.asarray(data.x_val), jnp.asarray(data.y_val))
         better = val_loss < state.best_val_loss
         best_params = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, state.best_params)
         new_state = TrainState(

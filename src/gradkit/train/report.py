@@ -26,7 +26,7 @@ from gradkit.train.loop import Result
 def versions() -> dict[str, str]:
     """The versions that produced a run: python, gradkit, jax, jaxlib, numpy, and the JAX backend."""
     import jax
-    import jaxlib
+    import jaxlib.version
 
     import gradkit
 
@@ -34,7 +34,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "gradkit": gradkit.__version__,
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": jaxlib.version.__version__,
         "numpy": np.__version__,
         "backend": jax.default_backend(),
     }
@@ -243,7 +243,8 @@ def save_params(path: str | os.PathLike, result: Result) -> None:
     """
     arrays: dict[str, np.ndarray] = {}
     skeleton = {"final": _flatten(result.params, "final", arrays), "best": _flatten(result.best_params, "best", arrays)}
-    np.savez(path, __structure__=np.asarray(json.dumps(skeleton)), **arrays)
+    # numpy's stub lets **arrays reach allow_pickle; the keys here are "final/..." and "best/..." only.
+    np.savez(path, __structure__=np.asarray(json.dumps(skeleton)), **arrays)  # pyright: ignore[reportArgumentType]
 
 
 def load(path: str | os.PathLike, which: str = "best") -> Any:
