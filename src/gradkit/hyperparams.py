@@ -289,10 +289,8 @@ def reduce_on_plateau(
     _checks.within("min_scale", min_scale, 0, 1)
     _checks.non_negative("threshold", threshold)
     _checks.integer("accumulation_size", accumulation_size, minimum=1)
-    if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    _checks.one_of("threshold_mode", threshold_mode, ("rel", "abs"))
+    _checks.one_of("mode", mode, ("min", "max"))
     sign = 1 if mode == "min" else -1  # mode="max" is mode="min" on -x
 
     def improves(x: jax.Array, best: jax.Array) -> jax.Array:

@@ -78,6 +78,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
     >>> tx = gk.chain(gk.scale_by_lbfgs(memory_size=5), gk.scale(-1.0), gk.zoom_linesearch())
     """
     _checks.integer("memory_size", memory_size, minimum=1)
+    _checks.flag("scale_init_precond", scale_init_precond)
     memory_size = int(memory_size)
 
     def init(params: Params) -> LbfgsState:

@@ -948,6 +948,7 @@ def schedule_free(
     >>> tx = gk.schedule_free(gk.sgd(1.0), learning_rate=1.0)
     >>> x = gk.schedule_free_eval_params(state, params)
     """
+    _checks.transformation("base", base)
     _checks.learning_rate(learning_rate)
     _checks.within("b1", b1, 0, 1, open_low=True)
     _checks.non_negative("weight_lr_power", weight_lr_power)
