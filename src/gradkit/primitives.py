@@ -64,6 +64,11 @@ def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar = 0.0, eps_root: Sca
     return jnp.where(root == 0, 0, jnp.where(jnp.isposinf(h), jnp.nan, quotient))
 
 
+def _sign(x: jax.Array) -> jax.Array:
+    """``sign(x)``, except that a non-finite ``x`` stays itself: an inf gradient is not hidden as a unit step."""
+    return jnp.where(jnp.isfinite(x), jnp.sign(x), x)
+
+
 # -- stateless ------------------------------------------------------------------------------------
 
 
@@ -569,7 +574,7 @@ def scale_by_amsgrad(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -
         nu = update_moment(updates, state.nu, b2, order=2)
         nu_max = _tree.map_like(jnp.maximum, state.nu_max, nu)
         mu_hat, nu_max_hat = bias_correction(mu, b1, t), bias_correction(nu_max, b2, t)
-        updates = _tree.map_like(lambda g, m, v: m / (jnp.sqrt(v) + eps), updates, mu_hat, nu_max_hat)
+        updates = _tree.map_like(lambda g, m, v: _divide_by_root(m, v, eps), updates, mu_hat, nu_max_hat)
         return updates, AmsgradState(mu, nu, nu_max)
 
     return chain(Stepped(init, update))
@@ -632,8 +637,9 @@ def scale_by_adadelta(rho: Scalar = 0.9, eps: Scalar = 1e-6) -> GradientTransfor
 
     def update(updates: Updates, state: AdadeltaState, params: Params = None, **extra: Any):
         h = update_moment(updates, state.mean_square, rho, order=2)
+        # An h that overflowed (a huge g) gives NaN rather than a silent 0 step; h = 0 with eps = 0 gives 0.
         delta = _tree.map_like(
-            lambda g, h, s: jnp.sqrt(s + eps) / jnp.sqrt(h + eps) * g, updates, h, state.mean_square_delta
+            lambda g, h, s: _divide_by_root(jnp.sqrt(s + eps), h, eps_root=eps) * g, updates, h, state.mean_square_delta
         )
         s = update_moment(delta, state.mean_square_delta, rho, order=2)
         return delta, AdadeltaState(h, s)
@@ -670,7 +676,7 @@ def scale_by_belief(
         surprise = _tree.map_like(lambda g, m: g - m, updates, mu)
         nu = _tree.map_like(lambda s: s + eps_root, update_moment(surprise, state.nu, b2, order=2))
         mu_hat, nu_hat = bias_correction(mu, b1, t), bias_correction(nu, b2, t)
-        updates = _tree.map_like(lambda g, m, s: m / (jnp.sqrt(s) + eps), updates, mu_hat, nu_hat)
+        updates = _tree.map_like(lambda g, m, s: _divide_by_root(m, s, eps), updates, mu_hat, nu_hat)
         return updates, AdamState(mu, nu)
 
     return chain(Stepped(init, update))
@@ -684,7 +690,7 @@ class LionState(NamedTuple):
 def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation:
     """Lion's scaling (Chen et al., 2023): the sign of an interpolated momentum::
 
-        u = sign(b1*m + (1-b1)*g)       every entry of the step is +-1 (or 0)
+        u = sign(b1*m + (1-b1)*g)       every entry of the step is +-1 (or 0; a NaN/inf entry stays itself)
         m <- b2*m + (1-b2)*g
 
     optax ``scale_by_lion(b1, b2)`` exactly. torch has no Lion. For complex ``g``, ``sign`` is ``z/|z|``.
@@ -699,7 +705,7 @@ def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation
 
     def update(updates: Updates, state: LionState, params: Params = None, **extra: Any):
         _tree.check_same_structure(updates, state.mu, "optimizer state")
-        signs = _tree.map_like(lambda g, m: jnp.sign(b1 * m + (1 - b1) * g), updates, state.mu)
+        signs = _tree.map_like(lambda g, m: _sign(b1 * m + (1 - b1) * g), updates, state.mu)
         return signs, LionState(update_moment(updates, state.mu, b2, order=1))
 
     return GradientTransformation(init, update)
@@ -795,8 +801,10 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
         def scaled(g: jax.Array, r: jax.Array, c: jax.Array, v: jax.Array) -> jax.Array:
             if g.ndim >= 2:
                 mean_r = jnp.maximum(jnp.sum(r, -1, keepdims=True) / max(r.shape[-1], 1), floor(g))
-                v = r[..., :, None] * c[..., None, :] / mean_r[..., None]
-            return g / jnp.sqrt(jnp.maximum(v, floor(g) ** 2))
+                # mean_r = 0 (eps = 0, all rows 0) means r = 0: V = 0, not 0/0.
+                v = r[..., :, None] * c[..., None, :] / jnp.where(mean_r == 0, 1, mean_r)[..., None]
+            # A V that overflowed (a huge g) gives NaN rather than a silent 0 step; V = 0 with eps = 0 gives 0.
+            return _divide_by_root(g, jnp.maximum(v, floor(g) ** 2))
 
         return _tree.map_like(scaled, updates, row, col, full), FactoredRmsState(row, col, full)
 
