@@ -308,6 +308,7 @@ def reduce_on_plateau(
     def update(
         updates: Updates, state: PlateauState, params: Params = None, *, value: Any = None, **extra: Any
     ) -> tuple[Updates, PlateauState]:
+        _tree.check_state(state, PlateauState)
         if value is None:
             raise ValueError("reduce_on_plateau needs the loss: call tx.update(grads, state, params, value=loss)")
         scaled = _tree.map_like(lambda g: state.scale * g, updates)

@@ -81,6 +81,7 @@ def scale(factor: Scalar) -> GradientTransformation:
     _checks.number("factor", factor)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(lambda g: factor * g, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -97,6 +98,7 @@ def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransfor
         return scale(-learning_rate)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         lr = learning_rate(count)
         return _tree.map_like(lambda g: -lr * g, updates), state
 
@@ -114,6 +116,7 @@ def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     _checks.positive("max_norm", max_norm)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         norm = _tree.global_norm(updates)
         factor = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1), 1)
         return _tree.map_like(lambda g: g * factor, updates), state
@@ -134,6 +137,7 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
         raise TypeError(f"schedule must be a function step -> factor, got {schedule!r}; for a constant use gk.scale")
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         factor = schedule(count)
         return _tree.map_like(lambda g: factor * g, updates), state
 
@@ -151,6 +155,7 @@ def clip(max_delta: Scalar) -> GradientTransformation:
     _checks.non_negative("max_delta", max_delta)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -172,6 +177,7 @@ def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
         return g / jnp.maximum(1.0, rms / threshold)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(block, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -208,6 +214,7 @@ def add_decayed_weights(weight_decay: Scalar | Schedule, mask: Any = None) -> Gr
         return chain(Stepped(lambda params: EmptyState(), update_scheduled))
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return decay(updates, params, weight_decay), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -249,6 +256,7 @@ def scale_by_momentum(
         return MomentumState(_tree.zeros_like(params, accumulator_dtype))
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
+        _tree.check_state(state, MomentumState)
         _tree.check_like(updates, state.velocity, "optimizer state")
         velocity = jax.tree.map(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
@@ -286,6 +294,7 @@ def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) ->
         return RssState(_tree.zeros_like(params, real=True, fill=initial_accumulator_value))
 
     def update(updates: Updates, state: RssState, params: Params = None, **extra: Any):
+        _tree.check_state(state, RssState)
         _tree.check_like(updates, state.sum_of_squares, "optimizer state", same_kind=False)
         h = _tree.map_like(lambda h, g: h + _tree.abs_sq(g), state.sum_of_squares, updates)
         return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps), updates, h), RssState(h)
@@ -331,6 +340,7 @@ def scale_by_rms(
         return RmsState(_tree.zeros_like(params, real=True, fill=initial_scale))
 
     def update(updates: Updates, state: RmsState, params: Params = None, *, count: Any = None, **extra: Any):
+        _tree.check_state(state, RmsState)
         h = update_moment(updates, state.mean_square, decay, order=2)
         h_hat = bias_correction(h, decay, increment(count)) if debias else h
         return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_root), updates, h_hat), RmsState(h)
@@ -389,6 +399,7 @@ def scale_by_adam(
         return AdamState(_tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1, wide=True)
         nu = update_moment(updates, state.nu, b2, order=2, wide=True)
@@ -445,9 +456,17 @@ def _rms(x: jax.Array) -> jax.Array:
 
 
 class NadamState(NamedTuple):
-    mu: Updates  # first moment
-    nu: Updates  # second moment
-    mu_product: jax.Array  # prod_{i<=t} mu_i, the running product of the momentum schedule
+    """State of ``scale_by_nadam`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``mu``: first moment, the running mean of ``g`` (torch ``exp_avg``).
+    ``nu``: second moment, the running mean of ``|g|^2``, real dtype (torch ``exp_avg_sq``).
+    ``mu_product``: ``prod_{i<=t} mu_i``, the running product of the momentum schedule, a scalar (torch
+    ``mu_product``; optax's ``nadam`` has no momentum schedule and keeps no such product).
+    """
+
+    mu: Updates
+    nu: Updates
+    mu_product: jax.Array
 
 
 @described
@@ -477,6 +496,7 @@ def scale_by_nadam(
         return NadamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True), one)
 
     def update(updates: Updates, state: NadamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, NadamState)
         t = increment(count)
         step = t.astype(state.mu_product.dtype)
         mu_t = b1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
@@ -522,6 +542,7 @@ def scale_by_radam(
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         step = t.astype(_scalar_dtype(updates))
         mu = update_moment(updates, state.mu, b1, order=1)
@@ -541,9 +562,17 @@ def scale_by_radam(
 
 
 class AmsgradState(NamedTuple):
+    """State of ``scale_by_amsgrad`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``mu``: first moment, the running mean of ``g`` (optax ``ScaleByAmsgradState.mu``, torch ``exp_avg``).
+    ``nu``: second moment, the running mean of ``|g|^2``, real dtype (optax ``nu``, torch ``exp_avg_sq``).
+    ``nu_max``: the largest ``nu`` seen so far, before bias correction (torch ``max_exp_avg_sq``; optax's
+    ``nu_max`` is the largest bias-corrected one).
+    """
+
     mu: Updates
     nu: Updates
-    nu_max: Updates  # the largest second moment seen so far (before bias correction)
+    nu_max: Updates
 
 
 @described
@@ -569,6 +598,7 @@ def scale_by_amsgrad(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -
         return AmsgradState(_tree.zeros_like(params), nu, nu)
 
     def update(updates: Updates, state: AmsgradState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AmsgradState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1)
         nu = update_moment(updates, state.nu, b2, order=2)
@@ -601,6 +631,7 @@ def scale_by_adamax(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) ->
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         mu = update_moment(updates, state.mu, b1, order=1)
         nu = _tree.map_like(lambda u, g: jnp.maximum(b2 * u, jnp.abs(g) + eps), state.nu, updates)
         mu_hat = bias_correction(mu, b1, increment(count))
@@ -611,8 +642,16 @@ def scale_by_adamax(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) ->
 
 
 class AdadeltaState(NamedTuple):
-    mean_square: Updates  # E[g^2]
-    mean_square_delta: Updates  # E[delta^2]
+    """State of ``scale_by_adadelta``.
+
+    ``mean_square``: ``h``, the running mean of ``g^2``, real dtype (optax ``ScaleByAdaDeltaState.e_g``,
+    torch ``square_avg``).
+    ``mean_square_delta``: ``s``, the running mean of the squared steps ``delta^2`` (optax ``e_x``, torch
+    ``acc_delta``).
+    """
+
+    mean_square: Updates
+    mean_square_delta: Updates
 
 
 @described
@@ -636,6 +675,7 @@ def scale_by_adadelta(rho: Scalar = 0.9, eps: Scalar = 1e-6) -> GradientTransfor
         return AdadeltaState(zeros, zeros)
 
     def update(updates: Updates, state: AdadeltaState, params: Params = None, **extra: Any):
+        _tree.check_state(state, AdadeltaState)
         h = update_moment(updates, state.mean_square, rho, order=2)
         # An h that overflowed (a huge g) gives NaN rather than a silent 0 step; h = 0 with eps = 0 gives 0.
         delta = _tree.map_like(
@@ -671,6 +711,7 @@ def scale_by_belief(
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1)
         surprise = _tree.map_like(lambda g, m: g - m, updates, mu)
@@ -683,7 +724,12 @@ def scale_by_belief(
 
 
 class LionState(NamedTuple):
-    mu: Updates  # momentum
+    """State of ``scale_by_lion``.
+
+    ``mu``: the momentum ``m <- b2*m + (1-b2)*g``, one per param (optax ``ScaleByLionState.mu``).
+    """
+
+    mu: Updates
 
 
 @described
@@ -704,6 +750,7 @@ def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation
         return LionState(_tree.zeros_like(params))
 
     def update(updates: Updates, state: LionState, params: Params = None, **extra: Any):
+        _tree.check_state(state, LionState)
         _tree.check_same_structure(updates, state.mu, "optimizer state")
         signs = _tree.map_like(lambda g, m: _sign(b1 * m + (1 - b1) * g), updates, state.mu)
         return signs, LionState(update_moment(updates, state.mu, b2, order=1))
@@ -728,6 +775,7 @@ def scale_by_trust_ratio(
     _checks.non_negative("eps", eps)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         if params is None:
             raise ValueError("scale_by_trust_ratio needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -745,9 +793,19 @@ def scale_by_trust_ratio(
 
 
 class FactoredRmsState(NamedTuple):
-    row: Updates  # matrices (..., R, C): EMA of the mean of g^2 over each row, (..., R); else a (0,) placeholder
-    col: Updates  # matrices: EMA of the mean of g^2 over each column, (..., C); else a (0,) placeholder
-    full: Updates  # vectors and scalars: EMA of g^2, the leaf's shape; matrices: a (0,) placeholder
+    """State of ``scale_by_factored_rms`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``row``: for a matrix ``(..., R, C)``, the running mean over each row of ``g^2``, shape ``(..., R)``; a
+    ``(0,)`` placeholder for vectors and scalars (optax ``FactoredState.v_row``, torch ``row_var``).
+    ``col``: for a matrix, the running mean over each column of ``g^2``, shape ``(..., C)``; else a ``(0,)``
+    placeholder (optax ``v_col``, torch ``col_var``).
+    ``full``: for vectors and scalars, the running mean of ``g^2``, the leaf's shape; a ``(0,)`` placeholder
+    for matrices (optax ``v``, torch ``variance``).
+    """
+
+    row: Updates
+    col: Updates
+    full: Updates
 
 
 @described
@@ -788,6 +846,7 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
         return FactoredRmsState(row, col, full)
 
     def update(updates: Updates, state: FactoredRmsState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, FactoredRmsState)
         _tree.check_same_structure(updates, state.full, "optimizer state")
         step = increment(count).astype(_scalar_dtype(updates))
         b2_t = 1 - step ** (-decay_exponent)
@@ -828,6 +887,7 @@ def scale_by_relative_step(learning_rate: Scalar | Schedule, eps2: Scalar = 1e-3
     _checks.non_negative("eps2", eps2)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         if params is None:
             raise ValueError("scale_by_relative_step needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -900,6 +960,7 @@ def orthogonalise(
         return newton_schulz(_as_matrix(g), ns_coefficients, int(ns_steps), eps).reshape(g.shape)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(orthogonal, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -921,17 +982,27 @@ def scale_by_fan_ratio() -> GradientTransformation:
         return g * max(1.0, fan_out / max(fan_in, 1)) ** 0.5
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(factor, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
 class ScheduleFreeState(NamedTuple):
-    z: Params  # the base optimizer's iterate (the SGD/Adam sequence)
-    b1: jax.Array  # the interpolation weight, kept for schedule_free_eval_params
-    weight_sum: jax.Array  # sum of lr_max^weight_lr_power over the steps so far
-    max_lr: jax.Array  # the largest learning rate seen so far
-    base: Any  # the base optimizer's state
+    """State of ``schedule_free`` (optax ``contrib.ScheduleFreeState``; its ``step_count`` is our ``ChainState.count``).
+
+    ``z``: the base optimizer's iterate (the SGD/Adam sequence), one per param (optax ``z``).
+    ``b1``: the interpolation weight, a scalar kept for ``schedule_free_eval_params`` (optax ``b1``).
+    ``weight_sum``: the sum of ``lr_max^weight_lr_power`` over the steps so far (optax ``weight_sum``).
+    ``max_lr``: the largest learning rate seen so far (optax ``max_lr``).
+    ``base``: the base optimizer's state (optax ``base_optimizer_state``).
+    """
+
+    z: Params
+    b1: jax.Array
+    weight_sum: jax.Array
+    max_lr: jax.Array
+    base: Any
 
 
 @described
@@ -968,6 +1039,7 @@ def schedule_free(
         return ScheduleFreeState(z, zero + jnp.asarray(b1, dtype), zero, zero, base.init(params))
 
     def update(updates: Updates, state: ScheduleFreeState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, ScheduleFreeState)
         if params is None:
             raise ValueError("schedule_free needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
