@@ -290,5 +290,5 @@ def test_reduce_on_plateau_in_a_chain_gets_the_loss_and_checks_its_arguments():
         tx.update({"w": jnp.ones(2)}, state, params)
     with pytest.raises(ValueError, match="factor must be in"):
         gk.reduce_on_plateau(factor=1.5)
-    with pytest.raises(ValueError, match="threshold_mode must be 'rel' or 'abs'"):
+    with pytest.raises(ValueError, match="threshold_mode must be one of 'rel', 'abs'"):
         gk.reduce_on_plateau(threshold_mode="relative")

@@ -413,3 +413,13 @@ def equal(a: Tree, b: Tree) -> jax.Array:
     """A bool scalar: every element of every leaf of ``a`` equals its counterpart in ``b``."""
     same = [jnp.all(x == y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
     return jnp.all(jnp.stack(same)) if same else jnp.asarray(True)
+
+
+def check_state(state: Any, kind: type) -> None:
+    """Raise a ValueError when ``state`` is not a ``kind``: another transformation's state, even one whose
+    fields are named alike (``mu``, ``nu``), is refused. A type test at trace time: nothing runs under jit."""
+    if not isinstance(state, kind):
+        raise ValueError(
+            f"a transformation that makes {kind.__name__} got a state it did not make: {type(state).__name__}. "
+            "Pass the state returned by the same optimizer's init (or its last update), not another optimizer's."
+        )

@@ -59,6 +59,7 @@ def masked(tx: GradientTransformation, mask: Mask) -> GradientTransformation:
         return MaskedState(tx.init(_tree.keep(params, _tree.resolve_mask(mask, params))))
 
     def update(updates: Updates, state: MaskedState, params: Params = None, **extra: Any):
+        _tree.check_state(state, MaskedState)
         selected = _tree.resolve_mask(mask, updates if params is None else params)
         inner_updates, inner = tx.update(
             _tree.keep(updates, selected), state.inner, _view(params, selected), **accepts(extra)
@@ -83,6 +84,7 @@ def set_to_zero() -> GradientTransformation:
     """
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.zeros_like(updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -162,6 +164,7 @@ def partition(transforms: Mapping[Hashable, GradientTransformation], labels: Lab
         )
 
     def update(updates: Updates, state: PartitionState, params: Params = None, **extra: Any):
+        _tree.check_state(state, PartitionState)
         tree = resolve(updates if params is None else params)
         outputs, groups = {}, {}
         for label, tx in transforms.items():

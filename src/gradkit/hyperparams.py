@@ -292,10 +292,8 @@ def reduce_on_plateau(
     _checks.within("min_scale", min_scale, 0, 1)
     _checks.non_negative("threshold", threshold)
     _checks.integer("accumulation_size", accumulation_size, minimum=1)
-    if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    _checks.one_of("threshold_mode", threshold_mode, ("rel", "abs"))
+    _checks.one_of("mode", mode, ("min", "max"))
     sign = 1 if mode == "min" else -1  # mode="max" is mode="min" on -x
 
     def improves(x: jax.Array, best: jax.Array) -> jax.Array:
@@ -313,6 +311,7 @@ def reduce_on_plateau(
     def update(
         updates: Updates, state: PlateauState, params: Params = None, *, value: Any = None, **extra: Any
     ) -> tuple[Updates, PlateauState]:
+        _tree.check_state(state, PlateauState)
         if value is None:
             raise ValueError("reduce_on_plateau needs the loss: call tx.update(grads, state, params, value=loss)")
         scaled = _tree.map_like(lambda g: state.scale * g, updates)

@@ -22,15 +22,28 @@ from gradkit.primitives import Scalar, Schedule, scale, scale_by_learning_rate
 
 
 class LbfgsState(NamedTuple):
-    """The memory: the last point and gradient, and up to ``memory_size`` pairs, oldest first."""
+    """The memory of ``scale_by_lbfgs``: the last point and gradient, and up to ``memory_size`` pairs, oldest first.
 
-    params: Params  # x_{k-1}
-    grads: Params  # g_{k-1}
-    s: Params  # (memory_size, ...) per leaf: s_i = x_{i+1} - x_i
-    y: Params  # (memory_size, ...) per leaf: y_i = g_{i+1} - g_i
-    sy: jax.Array  # (memory_size,) s_i . y_i (0 in empty slots)
-    gamma: jax.Array  # H_0 = gamma I, gamma = s.y / y.y of the newest pair
-    pairs: jax.Array  # int32: pairs stored, at most memory_size (the newest are last)
+    ``params``: the last point ``x_{k-1}`` (optax ``ScaleByLBFGSState.params``; torch keeps no point).
+    ``grads``: the gradient there, ``g_{k-1}`` (optax ``updates``, torch ``prev_flat_grad``).
+    ``s``: per leaf ``(memory_size, ...)``, the steps ``s_i = x_{i+1} - x_i`` (optax ``diff_params_memory``,
+    torch ``old_stps``).
+    ``y``: per leaf ``(memory_size, ...)``, the gradient changes ``y_i = g_{i+1} - g_i`` (optax
+    ``diff_updates_memory``, torch ``old_dirs``).
+    ``sy``: ``(memory_size,)``, ``s_i . y_i``, 0 in empty slots (optax ``weights_memory`` and torch ``ro``
+    hold its inverse).
+    ``gamma``: the initial inverse Hessian ``H_0 = gamma I``, ``gamma = s.y / y.y`` of the newest pair (torch
+    ``H_diag``).
+    ``pairs``: int32, the pairs stored, at most ``memory_size``, the newest last.
+    """
+
+    params: Params
+    grads: Params
+    s: Params
+    y: Params
+    sy: jax.Array
+    gamma: jax.Array
+    pairs: jax.Array
 
 
 def _two_loop(g: Updates, s: Params, y: Params, sy: jax.Array, stored: jax.Array, gamma: jax.Array) -> Updates:
@@ -78,6 +91,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
     >>> tx = gk.chain(gk.scale_by_lbfgs(memory_size=5), gk.scale(-1.0), gk.zoom_linesearch())
     """
     _checks.integer("memory_size", memory_size, minimum=1)
+    _checks.flag("scale_init_precond", scale_init_precond)
     memory_size = int(memory_size)
 
     def init(params: Params) -> LbfgsState:
@@ -94,6 +108,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
         )
 
     def update(updates: Updates, state: LbfgsState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, LbfgsState)
         if params is None:
             raise ValueError("scale_by_lbfgs needs the params: call tx.update(grads, state, params, ...)")
         _tree.check_same_structure(updates, params, "params")

@@ -27,13 +27,21 @@ Scalar = Any
 
 
 class LineSearchState(NamedTuple):
-    """What the last search found: the accepted step, and ``f`` and its gradient at ``params + t d``."""
+    """What the last search found: the accepted step, and ``f`` and its gradient at ``params + t d``.
+
+    ``step_size``: the accepted step ``t`` (optax ``ScaleByZoomLinesearchState.learning_rate``, torch ``t``).
+    ``value``: ``f`` at the accepted point (optax ``value``).
+    ``grad``: the gradient there, one per param (optax ``grad``).
+    ``evaluations``: int32, the ``value_and_grad`` evaluations the last search made, 0 before the first
+    (optax ``info.num_linesearch_steps``, torch ``func_evals`` counts them all).
+    ``failed``: bool, no trial met the conditions within ``max_steps``; the best point found was taken.
+    """
 
     step_size: jax.Array
     value: jax.Array
     grad: Params
-    evaluations: jax.Array  # int32: value_and_grad evaluations made by the last search (0 before the first)
-    failed: jax.Array  # bool: no trial met the conditions within max_steps; the best point found was taken
+    evaluations: jax.Array
+    failed: jax.Array
 
 
 def find_state(state: Any) -> LineSearchState | None:
@@ -221,6 +229,7 @@ def zoom_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, c2: Scalar = 0.9) ->
         value_fn: Any = None,
         **extra: Any,
     ) -> tuple[Updates, LineSearchState]:
+        _tree.check_state(state, LineSearchState)
         _check_arguments("zoom_linesearch", updates, params, value, grad, value_fn)
         dtype = state.value.dtype
         phi = _line(value_fn, params, updates, dtype)
@@ -312,6 +321,7 @@ def backtracking_linesearch(max_steps: int = 20, c1: Scalar = 1e-4, decrease: Sc
         value_fn: Any = None,
         **extra: Any,
     ) -> tuple[Updates, LineSearchState]:
+        _tree.check_state(state, LineSearchState)
         _check_arguments("backtracking_linesearch", updates, params, value, grad, value_fn)
         dtype = state.value.dtype
         phi = _line(value_fn, params, updates, dtype)

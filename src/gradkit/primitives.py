@@ -64,6 +64,11 @@ def _divide_by_root(g: jax.Array, h: jax.Array, eps: Scalar = 0.0, eps_root: Sca
     return jnp.where(root == 0, 0, jnp.where(jnp.isposinf(h), jnp.nan, quotient))
 
 
+def _sign(x: jax.Array) -> jax.Array:
+    """``sign(x)``, except that a non-finite ``x`` stays itself: an inf gradient is not hidden as a unit step."""
+    return jnp.where(jnp.isfinite(x), jnp.sign(x), x)
+
+
 # -- stateless ------------------------------------------------------------------------------------
 
 
@@ -76,6 +81,7 @@ def scale(factor: Scalar) -> GradientTransformation:
     _checks.number("factor", factor)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(lambda g: factor * g, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -92,6 +98,7 @@ def scale_by_learning_rate(learning_rate: Scalar | Schedule) -> GradientTransfor
         return scale(-learning_rate)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         lr: jax.Array = learning_rate(count)  # pyright: ignore[reportAssignmentType]  (pyright types callable(Any) as returning object)
         return _tree.map_like(lambda g: -lr * g, updates), state
 
@@ -109,6 +116,7 @@ def clip_by_global_norm(max_norm: Scalar) -> GradientTransformation:
     _checks.positive("max_norm", max_norm)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         norm = _tree.global_norm(updates)
         factor = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1), 1)
         return _tree.map_like(lambda g: g * factor, updates), state
@@ -129,6 +137,7 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
         raise TypeError(f"schedule must be a function step -> factor, got {schedule!r}; for a constant use gk.scale")
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         factor = schedule(count)
         return _tree.map_like(lambda g: factor * g, updates), state
 
@@ -146,6 +155,7 @@ def clip(max_delta: Scalar) -> GradientTransformation:
     _checks.non_negative("max_delta", max_delta)
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -168,6 +178,7 @@ def clip_by_block_rms(threshold: Scalar) -> GradientTransformation:
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
         _tree.check_per_leaf(updates, "clip_by_block_rms")
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(block, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -204,6 +215,7 @@ def add_decayed_weights(weight_decay: Scalar | Schedule, mask: Any = None) -> Gr
         return chain(Stepped(lambda params: EmptyState(), update_scheduled))
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return decay(updates, params, weight_decay), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -245,6 +257,7 @@ def scale_by_momentum(
         return MomentumState(_tree.zeros_like(params, accumulator_dtype))
 
     def update(updates: Updates, state: MomentumState, params: Params = None, **extra: Any):
+        _tree.check_state(state, MomentumState)
         _tree.check_like(updates, state.velocity, "optimizer state")
         velocity = jax.tree.map(lambda v, g: decay * v + g, state.velocity, updates)
         if nesterov:
@@ -282,6 +295,7 @@ def scale_by_rss(initial_accumulator_value: Scalar = 0.0, eps: Scalar = 1e-7) ->
         return RssState(_tree.zeros_like(params, real=True, fill=initial_accumulator_value))
 
     def update(updates: Updates, state: RssState, params: Params = None, **extra: Any):
+        _tree.check_state(state, RssState)
         _tree.check_like(updates, state.sum_of_squares, "optimizer state", same_kind=False)
         h = _tree.map_like(lambda h, g: h + _tree.abs_sq(g), state.sum_of_squares, updates)
         return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps), updates, h), RssState(h)
@@ -327,6 +341,7 @@ def scale_by_rms(
         return RmsState(_tree.zeros_like(params, real=True, fill=initial_scale))
 
     def update(updates: Updates, state: RmsState, params: Params = None, *, count: Any = None, **extra: Any):
+        _tree.check_state(state, RmsState)
         h = update_moment(updates, state.mean_square, decay, order=2)
         h_hat = bias_correction(h, decay, increment(count)) if debias else h
         return _tree.map_like(lambda g, h: _divide_by_root(g, h, eps, eps_root), updates, h_hat), RmsState(h)
@@ -385,6 +400,7 @@ def scale_by_adam(
         return AdamState(_tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1, wide=True)
         nu = update_moment(updates, state.nu, b2, order=2, wide=True)
@@ -441,9 +457,17 @@ def _rms(x: jax.Array) -> jax.Array:
 
 
 class NadamState(NamedTuple):
-    mu: Updates  # first moment
-    nu: Updates  # second moment
-    mu_product: jax.Array  # prod_{i<=t} mu_i, the running product of the momentum schedule
+    """State of ``scale_by_nadam`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``mu``: first moment, the running mean of ``g`` (torch ``exp_avg``).
+    ``nu``: second moment, the running mean of ``|g|^2``, real dtype (torch ``exp_avg_sq``).
+    ``mu_product``: ``prod_{i<=t} mu_i``, the running product of the momentum schedule, a scalar (torch
+    ``mu_product``; optax's ``nadam`` has no momentum schedule and keeps no such product).
+    """
+
+    mu: Updates
+    nu: Updates
+    mu_product: jax.Array
 
 
 @described
@@ -473,6 +497,7 @@ def scale_by_nadam(
         return NadamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True), one)
 
     def update(updates: Updates, state: NadamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, NadamState)
         t = increment(count)
         step = t.astype(state.mu_product.dtype)
         mu_t = b1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
@@ -518,6 +543,7 @@ def scale_by_radam(
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         step = t.astype(_scalar_dtype(updates))
         mu = update_moment(updates, state.mu, b1, order=1)
@@ -537,9 +563,17 @@ def scale_by_radam(
 
 
 class AmsgradState(NamedTuple):
+    """State of ``scale_by_amsgrad`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``mu``: first moment, the running mean of ``g`` (optax ``ScaleByAmsgradState.mu``, torch ``exp_avg``).
+    ``nu``: second moment, the running mean of ``|g|^2``, real dtype (optax ``nu``, torch ``exp_avg_sq``).
+    ``nu_max``: the largest ``nu`` seen so far, before bias correction (torch ``max_exp_avg_sq``; optax's
+    ``nu_max`` is the largest bias-corrected one).
+    """
+
     mu: Updates
     nu: Updates
-    nu_max: Updates  # the largest second moment seen so far (before bias correction)
+    nu_max: Updates
 
 
 @described
@@ -565,12 +599,13 @@ def scale_by_amsgrad(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) -
         return AmsgradState(_tree.zeros_like(params), nu, nu)
 
     def update(updates: Updates, state: AmsgradState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AmsgradState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1)
         nu = update_moment(updates, state.nu, b2, order=2)
         nu_max = _tree.map_like(jnp.maximum, state.nu_max, nu)
         mu_hat, nu_max_hat = bias_correction(mu, b1, t), bias_correction(nu_max, b2, t)
-        updates = _tree.map_like(lambda g, m, v: m / (jnp.sqrt(v) + eps), updates, mu_hat, nu_max_hat)
+        updates = _tree.map_like(lambda g, m, v: _divide_by_root(m, v, eps), updates, mu_hat, nu_max_hat)
         return updates, AmsgradState(mu, nu, nu_max)
 
     return chain(Stepped(init, update))
@@ -597,6 +632,7 @@ def scale_by_adamax(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) ->
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         mu = update_moment(updates, state.mu, b1, order=1)
         nu = _tree.map_like(lambda u, g: jnp.maximum(b2 * u, jnp.abs(g) + eps), state.nu, updates)
         mu_hat = bias_correction(mu, b1, increment(count))
@@ -607,8 +643,16 @@ def scale_by_adamax(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8) ->
 
 
 class AdadeltaState(NamedTuple):
-    mean_square: Updates  # E[g^2]
-    mean_square_delta: Updates  # E[delta^2]
+    """State of ``scale_by_adadelta``.
+
+    ``mean_square``: ``h``, the running mean of ``g^2``, real dtype (optax ``ScaleByAdaDeltaState.e_g``,
+    torch ``square_avg``).
+    ``mean_square_delta``: ``s``, the running mean of the squared steps ``delta^2`` (optax ``e_x``, torch
+    ``acc_delta``).
+    """
+
+    mean_square: Updates
+    mean_square_delta: Updates
 
 
 @described
@@ -632,9 +676,11 @@ def scale_by_adadelta(rho: Scalar = 0.9, eps: Scalar = 1e-6) -> GradientTransfor
         return AdadeltaState(zeros, zeros)
 
     def update(updates: Updates, state: AdadeltaState, params: Params = None, **extra: Any):
+        _tree.check_state(state, AdadeltaState)
         h = update_moment(updates, state.mean_square, rho, order=2)
+        # An h that overflowed (a huge g) gives NaN rather than a silent 0 step; h = 0 with eps = 0 gives 0.
         delta = _tree.map_like(
-            lambda g, h, s: jnp.sqrt(s + eps) / jnp.sqrt(h + eps) * g, updates, h, state.mean_square_delta
+            lambda g, h, s: _divide_by_root(jnp.sqrt(s + eps), h, eps_root=eps) * g, updates, h, state.mean_square_delta
         )
         s = update_moment(delta, state.mean_square_delta, rho, order=2)
         return delta, AdadeltaState(h, s)
@@ -666,26 +712,32 @@ def scale_by_belief(
         return AdamState(_tree.zeros_like(params), _tree.zeros_like(params, real=True))
 
     def update(updates: Updates, state: AdamState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, AdamState)
         t = increment(count)
         mu = update_moment(updates, state.mu, b1, order=1)
         surprise = _tree.map_like(lambda g, m: g - m, updates, mu)
         nu = _tree.map_like(lambda s: s + eps_root, update_moment(surprise, state.nu, b2, order=2))
         mu_hat, nu_hat = bias_correction(mu, b1, t), bias_correction(nu, b2, t)
-        updates = _tree.map_like(lambda g, m, s: m / (jnp.sqrt(s) + eps), updates, mu_hat, nu_hat)
+        updates = _tree.map_like(lambda g, m, s: _divide_by_root(m, s, eps), updates, mu_hat, nu_hat)
         return updates, AdamState(mu, nu)
 
     return chain(Stepped(init, update))
 
 
 class LionState(NamedTuple):
-    mu: Updates  # momentum
+    """State of ``scale_by_lion``.
+
+    ``mu``: the momentum ``m <- b2*m + (1-b2)*g``, one per param (optax ``ScaleByLionState.mu``).
+    """
+
+    mu: Updates
 
 
 @described
 def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation:
     """Lion's scaling (Chen et al., 2023): the sign of an interpolated momentum::
 
-        u = sign(b1*m + (1-b1)*g)       every entry of the step is +-1 (or 0)
+        u = sign(b1*m + (1-b1)*g)       every entry of the step is +-1 (or 0; a NaN/inf entry stays itself)
         m <- b2*m + (1-b2)*g
 
     optax ``scale_by_lion(b1, b2)`` exactly. torch has no Lion. For complex ``g``, ``sign`` is ``z/|z|``.
@@ -699,8 +751,9 @@ def scale_by_lion(b1: Scalar = 0.9, b2: Scalar = 0.99) -> GradientTransformation
         return LionState(_tree.zeros_like(params))
 
     def update(updates: Updates, state: LionState, params: Params = None, **extra: Any):
+        _tree.check_state(state, LionState)
         _tree.check_same_structure(updates, state.mu, "optimizer state")
-        signs = _tree.map_like(lambda g, m: jnp.sign(b1 * m + (1 - b1) * g), updates, state.mu)
+        signs = _tree.map_like(lambda g, m: _sign(b1 * m + (1 - b1) * g), updates, state.mu)
         return signs, LionState(update_moment(updates, state.mu, b2, order=1))
 
     return GradientTransformation(init, update)
@@ -724,6 +777,7 @@ def scale_by_trust_ratio(
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
         _tree.check_per_leaf(updates, "scale_by_trust_ratio")
+        _tree.check_state(state, EmptyState)
         if params is None:
             raise ValueError("scale_by_trust_ratio needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -741,9 +795,19 @@ def scale_by_trust_ratio(
 
 
 class FactoredRmsState(NamedTuple):
-    row: Updates  # matrices (..., R, C): EMA of the mean of g^2 over each row, (..., R); else a (0,) placeholder
-    col: Updates  # matrices: EMA of the mean of g^2 over each column, (..., C); else a (0,) placeholder
-    full: Updates  # vectors and scalars: EMA of g^2, the leaf's shape; matrices: a (0,) placeholder
+    """State of ``scale_by_factored_rms`` (the step count lives in the enclosing ``ChainState.count``).
+
+    ``row``: for a matrix ``(..., R, C)``, the running mean over each row of ``g^2``, shape ``(..., R)``; a
+    ``(0,)`` placeholder for vectors and scalars (optax ``FactoredState.v_row``, torch ``row_var``).
+    ``col``: for a matrix, the running mean over each column of ``g^2``, shape ``(..., C)``; else a ``(0,)``
+    placeholder (optax ``v_col``, torch ``col_var``).
+    ``full``: for vectors and scalars, the running mean of ``g^2``, the leaf's shape; a ``(0,)`` placeholder
+    for matrices (optax ``v``, torch ``variance``).
+    """
+
+    row: Updates
+    col: Updates
+    full: Updates
 
 
 @described
@@ -785,6 +849,7 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
 
     def update(updates: Updates, state: FactoredRmsState, params: Params = None, *, count: jax.Array, **extra: Any):
         _tree.check_per_leaf(updates, "scale_by_factored_rms")
+        _tree.check_state(state, FactoredRmsState)
         _tree.check_same_structure(updates, state.full, "optimizer state")
         step = increment(count).astype(_scalar_dtype(updates))
         b2_t = 1 - step ** (-decay_exponent)
@@ -798,8 +863,10 @@ def scale_by_factored_rms(decay_exponent: Scalar = 0.8, eps: Scalar | None = Non
         def scaled(g: jax.Array, r: jax.Array, c: jax.Array, v: jax.Array) -> jax.Array:
             if g.ndim >= 2:
                 mean_r = jnp.maximum(jnp.sum(r, -1, keepdims=True) / max(r.shape[-1], 1), floor(g))
-                v = r[..., :, None] * c[..., None, :] / mean_r[..., None]
-            return g / jnp.sqrt(jnp.maximum(v, floor(g) ** 2))
+                # mean_r = 0 (eps = 0, all rows 0) means r = 0: V = 0, not 0/0.
+                v = r[..., :, None] * c[..., None, :] / jnp.where(mean_r == 0, 1, mean_r)[..., None]
+            # A V that overflowed (a huge g) gives NaN rather than a silent 0 step; V = 0 with eps = 0 gives 0.
+            return _divide_by_root(g, jnp.maximum(v, floor(g) ** 2))
 
         return _tree.map_like(scaled, updates, row, col, full), FactoredRmsState(row, col, full)
 
@@ -824,6 +891,7 @@ def scale_by_relative_step(learning_rate: Scalar | Schedule, eps2: Scalar = 1e-3
 
     def update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
         _tree.check_per_leaf(updates, "scale_by_relative_step")
+        _tree.check_state(state, EmptyState)
         if params is None:
             raise ValueError("scale_by_relative_step needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")
@@ -897,6 +965,7 @@ def orthogonalise(
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
         _tree.check_per_leaf(updates, "orthogonalise")
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(orthogonal, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
@@ -919,17 +988,27 @@ def scale_by_fan_ratio() -> GradientTransformation:
 
     def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
         _tree.check_per_leaf(updates, "scale_by_fan_ratio")
+        _tree.check_state(state, EmptyState)
         return _tree.map_like(factor, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
 class ScheduleFreeState(NamedTuple):
-    z: Params  # the base optimizer's iterate (the SGD/Adam sequence)
-    b1: jax.Array  # the interpolation weight, kept for schedule_free_eval_params
-    weight_sum: jax.Array  # sum of lr_max^weight_lr_power over the steps so far
-    max_lr: jax.Array  # the largest learning rate seen so far
-    base: Any  # the base optimizer's state
+    """State of ``schedule_free`` (optax ``contrib.ScheduleFreeState``; its ``step_count`` is our ``ChainState.count``).
+
+    ``z``: the base optimizer's iterate (the SGD/Adam sequence), one per param (optax ``z``).
+    ``b1``: the interpolation weight, a scalar kept for ``schedule_free_eval_params`` (optax ``b1``).
+    ``weight_sum``: the sum of ``lr_max^weight_lr_power`` over the steps so far (optax ``weight_sum``).
+    ``max_lr``: the largest learning rate seen so far (optax ``max_lr``).
+    ``base``: the base optimizer's state (optax ``base_optimizer_state``).
+    """
+
+    z: Params
+    b1: jax.Array
+    weight_sum: jax.Array
+    max_lr: jax.Array
+    base: Any
 
 
 @described
@@ -954,6 +1033,7 @@ def schedule_free(
     >>> tx = gk.schedule_free(gk.sgd(1.0), learning_rate=1.0)
     >>> x = gk.schedule_free_eval_params(state, params)
     """
+    _checks.transformation("base", base)
     _checks.learning_rate(learning_rate)
     _checks.within("b1", b1, 0, 1, open_low=True)
     _checks.non_negative("weight_lr_power", weight_lr_power)
@@ -965,6 +1045,7 @@ def schedule_free(
         return ScheduleFreeState(z, zero + jnp.asarray(b1, dtype), zero, zero, base.init(params))
 
     def update(updates: Updates, state: ScheduleFreeState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, ScheduleFreeState)
         if params is None:
             raise ValueError("schedule_free needs the params: call tx.update(grads, state, params)")
         _tree.check_same_structure(updates, params, "params")

@@ -117,11 +117,13 @@ def prox_l1(strength: Scalar, learning_rate: Scalar | Schedule, mask: Mask = Non
     if not callable(learning_rate):
 
         def update(updates: Updates, state: EmptyState, params: Params = None, **extra: Any):
+            _tree.check_state(state, EmptyState)
             return threshold_step(updates, params, learning_rate), state
 
         return GradientTransformation(lambda params: EmptyState(), update)
 
     def stepped_update(updates: Updates, state: EmptyState, params: Params = None, *, count: jax.Array, **extra: Any):
+        _tree.check_state(state, EmptyState)
         return threshold_step(updates, params, learning_rate(count)), state
 
     return chain(Stepped(lambda params: EmptyState(), stepped_update))

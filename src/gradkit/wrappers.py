@@ -79,6 +79,7 @@ def accumulate(tx: GradientTransformation, every: int) -> GradientTransformation
         return AccumulateState(jnp.zeros((), jnp.int32), _tree.zeros_like(params), tx.init(params))
 
     def update(updates: Updates, state: AccumulateState, params: Params = None, **extra: Any):
+        _tree.check_state(state, AccumulateState)
         _tree.check_same_structure(updates, state.mean, "optimizer state")
         k = increment(state.micro_step)
         mean = _tree.map_like(lambda m, g: m + (g - m) / k, state.mean, updates)
@@ -143,6 +144,7 @@ def skip_nonfinite(tx: GradientTransformation, max_consecutive: int | None = Non
         return SkipNonfiniteState(zero, zero, tx.init(params))
 
     def update(updates: Updates, state: SkipNonfiniteState, params: Params = None, **extra: Any):
+        _tree.check_state(state, SkipNonfiniteState)
         new_updates, inner = tx.update(updates, state.inner, params, **accepts(extra))
         finite = _tree.all_finite(updates) & _tree.all_finite(new_updates)
         give_up = False if max_consecutive is None else state.consecutive >= max_consecutive
@@ -196,6 +198,7 @@ def ema_params(tx: GradientTransformation, decay: Scalar = 0.999) -> GradientTra
         return EmaParamsState(jax.tree.map(jnp.array, params), tx.init(params))
 
     def update(updates: Updates, state: EmaParamsState, params: Params = None, **extra: Any):
+        _tree.check_state(state, EmaParamsState)
         if params is None:
             raise ValueError("ema_params needs the params: call tx.update(grads, state, params)")
         new_updates, inner = tx.update(updates, state.inner, params, **accepts(extra))

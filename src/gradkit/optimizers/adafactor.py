@@ -47,9 +47,11 @@ def adafactor(
     >>> tx = gk.adafactor(1e-2)
     """
     _checks.non_negative("weight_decay", weight_decay)
+    with _checks.aliases(threshold="clipping_threshold"):
+        clip = clip_by_block_rms(clipping_threshold)
     return chain(
         scale_by_factored_rms(decay_exponent, eps),
-        clip_by_block_rms(clipping_threshold),
+        clip,
         scale_by_relative_step(learning_rate, eps2),
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
         scale_by_learning_rate(learning_rate),

@@ -35,6 +35,7 @@ def _decayed(
 ) -> GradientTransformation:
     """``scaling`` then the learning rate, with L2 decay before the scaling or decoupled decay after it."""
     _checks.non_negative("weight_decay", weight_decay)
+    _checks.flag("decoupled_weight_decay", decoupled)
     decay = _unless_zero(weight_decay, add_decayed_weights(weight_decay, mask))
     if decoupled:
         return chain(scaling, *decay, scale_by_learning_rate(learning_rate))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradkit import _checks
 from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero
 from gradkit.primitives import (
@@ -46,11 +47,13 @@ def lars(
 
     >>> tx = gk.lars(1.0, weight_decay=1e-4)
     """
+    with _checks.aliases(decay="momentum"):
+        momentum_part = _unless_zero(momentum, scale_by_momentum(momentum, nesterov))
     return chain(
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay, mask)),
         scale_by_trust_ratio(trust_coefficient, eps, trust_ratio_mask),
         scale_by_learning_rate(learning_rate),
-        *_unless_zero(momentum, scale_by_momentum(momentum, nesterov)),
+        *momentum_part,
     )
 
 

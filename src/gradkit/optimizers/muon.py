@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gradkit import _checks
 from gradkit.combine import partition
 from gradkit.core import GradientTransformation, Params, chain, described
 from gradkit.optimizers.lecture import _unless_zero, adamw
@@ -67,6 +68,7 @@ def muon(
 
     >>> tx = gk.muon(0.02, adam_learning_rate=3e-4)
     """
+    _checks.unit_interval("momentum", momentum)
     matrices = chain(
         scale(1 - momentum),  # with heavy-ball momentum after it: B <- momentum*B + (1-momentum)*g
         scale_by_momentum(momentum, nesterov),
@@ -75,13 +77,17 @@ def muon(
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
         scale_by_learning_rate(learning_rate),
     )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        adam_eps,
-        adam_weight_decay,
-    )
+    adam_names = {"b1": "adam_b1", "b2": "adam_b2", "eps": "adam_eps", "weight_decay": "adam_weight_decay"}
+    if adam_learning_rate is not None:
+        adam_names["learning_rate"] = "adam_learning_rate"
+    with _checks.aliases(**adam_names):
+        others = adamw(
+            learning_rate if adam_learning_rate is None else adam_learning_rate,
+            adam_b1,
+            adam_b2,
+            adam_eps,
+            adam_weight_decay,
+        )
     return partition({"muon": matrices, "adamw": others}, _label_by_ndim)
 
 

@@ -5,6 +5,7 @@ Train the params as usual; evaluate the model at ``gk.schedule_free_eval_params(
 
 from __future__ import annotations
 
+from gradkit import _checks
 from gradkit.core import GradientTransformation, chain, described
 from gradkit.optimizers.lecture import _unless_zero, sgd
 from gradkit.primitives import (
@@ -51,8 +52,10 @@ def schedule_free_adamw(
 
     >>> tx = gk.schedule_free_adamw(2.5e-3)
     """
+    with _checks.aliases(decay="b2"):
+        rms = scale_by_rms(b2, eps, debias=True)
     base = chain(
-        scale_by_rms(b2, eps, debias=True),
+        rms,
         *_unless_zero(weight_decay, add_decayed_weights(weight_decay)),
         scale_by_learning_rate(learning_rate),
     )
