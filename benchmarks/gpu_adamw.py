@@ -19,7 +19,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from gradkit.bench import report
 from gradkit.bench.cases import HYPERPARAMETERS, Case, gpt2_shapes
-from gradkit.bench.peers import torch_device
+from gradkit.bench.peers import load_external, torch_device
 from gradkit.bench.run import run_case
 
 
@@ -36,6 +36,7 @@ def main() -> int:
     record = report.environment()
     record["settings"] = {"quick": False, "scale": gpt_scale, "budget_s": args.budget, **repeats, "params": n}
     record["hyperparameters"] = HYPERPARAMETERS
+    load_external()  # the torch peer lives in benchmarks/peers.py
     device, record["torch"] = torch_device()
     peers = ("torch fused",) + (() if args.no_optax else ("optax",))
     started = time.time()

@@ -55,3 +55,13 @@ def test_forge_workflow_is_a_valid_github_workflow_running_the_ci_targets():
     text, ci = workflow.read_text(), (ROOT / ".ci/run").read_text()
     for target in ("make lint", "make wheel-check", "make docs", "make test", "make test-floors"):
         assert target in ci and target in text, f"{target} must run both in .ci/run and in the forge workflow"
+
+
+def test_the_package_never_imports_the_reference_libraries():
+    import re
+
+    pattern = re.compile(r"^\s*(import|from)\s+(optax|chex|torch)\b", re.M)
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "src/gradkit").rglob("*.py") if pattern.search(p.read_text())
+    ]
+    assert offenders == [], f"optax, chex and torch are references for tests and benchmarks only: {offenders}"

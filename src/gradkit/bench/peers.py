@@ -6,13 +6,20 @@ donated (``donate_argnums=(0, 1)``), the gradients passed in (not donated), comp
 torch: ``torch.optim.AdamW`` / ``SGD`` with ``foreach=False`` (for-loop), ``foreach=True`` and
 ``fused=True``, on CPU, or on CUDA when JAX runs on a GPU; ``p.grad`` is set once (never cleared, so
 every step sees the same gradients, as the JAX peers do) and ``step()`` is timed.
-torch is imported here only, and only when asked for.
+gradkit's package never imports optax or torch: those peers live in the repository's
+``benchmarks/peers.py``, which registers them here (``OPTIMIZER_PEERS``, ``TORCH``). ``load_external``
+loads it when ``gradkit bench`` runs from a checkout; installed without one, gradkit is timed against the
+measured roofline alone.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -38,17 +45,42 @@ class Stepper:
     info: dict[str, Any] = field(default_factory=dict)  # compile time, memory, HLO counts
 
 
+# library -> (optimizer name "adamw" or "sgd" -> (transformation, apply_updates)); filled by benchmarks/peers.py.
+OPTIMIZER_PEERS: dict[str, Callable[[str], tuple[Any, Callable]]] = {}
+# "device": (threads) -> (device or None, note); "stepper": (variant, case, params, grads, device) -> Stepper | str.
+TORCH: dict[str, Callable[..., Any]] = {}
+
+
+def load_external() -> str | None:
+    """Register the optax and torch peers from a gradkit checkout's ``benchmarks/peers.py``; None when they are
+    registered, else why not (gradkit alone is timed then)."""
+    if "benchmarks.peers" in sys.modules:
+        return None
+    try:
+        importlib.import_module("benchmarks.peers")
+        return None
+    except ImportError:
+        pass
+    path = Path.cwd() / "benchmarks" / "peers.py"
+    if not path.is_file():
+        return "the optax and torch peers live in a gradkit checkout's benchmarks/peers.py: run from one"
+    spec = importlib.util.spec_from_file_location("benchmarks.peers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmarks.peers"] = module
+    spec.loader.exec_module(module)
+    return None
+
+
 def jax_optimizer(library: str, optimizer: str) -> tuple[Any, Callable]:
-    """``(transformation, apply_updates)`` for ``library`` in {"gradkit", "optax"} with the shared hyperparameters."""
+    """``(transformation, apply_updates)`` for ``library`` ("gradkit" or a registered peer) with the shared
+    hyperparameters."""
     if library == "gradkit":
         import gradkit as gk
 
         tx = gk.adamw(**ADAMW) if optimizer == "adamw" else gk.sgd(SGD["learning_rate"], momentum=SGD["momentum"])
         return tx, gk.apply_updates
-    import optax
-
-    tx = optax.adamw(**ADAMW) if optimizer == "adamw" else optax.sgd(SGD["learning_rate"], momentum=SGD["momentum"])
-    return tx, optax.apply_updates
+    return OPTIMIZER_PEERS[library](optimizer)
 
 
 def jax_stepper(library: str, case: Case, params: dict, grads: dict, packed: bool = False) -> Stepper:
@@ -93,56 +125,12 @@ def jax_stepper(library: str, case: Case, params: dict, grads: dict, packed: boo
 
 
 def torch_device(threads: int | None = None) -> tuple[str | None, str]:
-    """The torch device matching JAX's backend, or ``(None, reason)`` when torch cannot do the same work.
-
-    ``threads`` sets ``torch.set_num_threads`` (None keeps torch's default).
-    """
-    try:
-        import torch  # pyright: ignore[reportMissingImports]  (the torch peer is optional: no extra installs it)
-    except ImportError:
-        return None, "torch is not installed"
-    if threads is not None:
-        torch.set_num_threads(threads)
-    backend = jax.default_backend()
-    if backend == "cpu":
-        return "cpu", f"torch {torch.__version__} on CPU ({torch.get_num_threads()} threads)"
-    if backend == "gpu" and torch.cuda.is_available():
-        return "cuda", f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
-    return None, f"torch {torch.__version__} cannot run on JAX's backend {backend!r} (no CUDA build)"
+    """The torch device matching JAX's backend, or ``(None, reason)`` (also when the torch peer is not loaded)."""
+    if "device" not in TORCH:
+        return None, "torch peers not loaded (they live in a gradkit checkout's benchmarks/peers.py)"
+    return TORCH["device"](threads)
 
 
 def torch_stepper(variant: str, case: Case, params: dict, grads: dict, device: str) -> Stepper | str:
     """A torch optimizer stepping in place; a string saying why when this variant is unsupported here."""
-    import torch  # pyright: ignore[reportMissingImports]  (the torch peer is optional: no extra installs it)
-
-    dtype = getattr(torch, case.dtype)
-    ps = [torch.tensor(v, dtype=dtype, device=device, requires_grad=True) for v in params.values()]
-    for p, g in zip(ps, grads.values(), strict=True):
-        p.grad = torch.tensor(g, dtype=dtype, device=device)
-    options = TORCH_VARIANTS[variant]
-    try:
-        if case.optimizer == "adamw":
-            h = ADAMW
-            opt = torch.optim.AdamW(
-                ps,
-                lr=h["learning_rate"],
-                betas=(h["b1"], h["b2"]),
-                eps=h["eps"],
-                weight_decay=h["weight_decay"],
-                **options,
-            )
-        else:
-            opt = torch.optim.SGD(ps, lr=SGD["learning_rate"], momentum=SGD["momentum"], **options)
-        opt.step()  # unsupported combinations raise here, not at construction (jax_stepper steps once too)
-    except (RuntimeError, ValueError, TypeError) as e:
-        return f"n/a: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def step() -> None:
-        opt.step()
-        sync()
-
-    def host_params() -> dict[str, np.ndarray]:
-        return {k: p.detach().float().cpu().numpy() for k, p in zip(params, ps, strict=True)}
-
-    return Stepper(step, host_params)
+    return TORCH["stepper"](variant, case, params, grads, device)

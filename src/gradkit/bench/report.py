@@ -221,11 +221,16 @@ def _training(record: dict) -> list[str]:
         "|---|---:|---:|---|---|---|---:|---:|---:|",
     ]
     for t in models:
-        g, k, o = (t["peers"][p] for p in ("gradkit", "gradkit packed", "optax"))
+        g, k, o = t["peers"]["gradkit"], t["peers"]["gradkit packed"], t["peers"].get("optax")
+        if o is None:  # the optax peer was not loaded (gradkit installed without a checkout)
+            optax_cells = "– | – | –"
+            compile_o = "–"
+        else:
+            optax_cells = f"{_span(o)} | {t['ratio_gradkit_over_optax']:.2f} | {t['ratio_packed_over_optax']:.2f}"
+            compile_o = f"{o['compile_s']:.2f}"
         lines.append(
-            f"| {t['name']} | {t['n_params']:,} | {t['n_leaves']} | {_span(g)} | {_span(k)} | {_span(o)} | "
-            f"{t['ratio_gradkit_over_optax']:.2f} | {t['ratio_packed_over_optax']:.2f} | "
-            f"{g['compile_s']:.2f} / {k['compile_s']:.2f} / {o['compile_s']:.2f} |"
+            f"| {t['name']} | {t['n_params']:,} | {t['n_leaves']} | {_span(g)} | {_span(k)} | {optax_cells} | "
+            f"{g['compile_s']:.2f} / {k['compile_s']:.2f} / {compile_o} |"
         )
     return lines
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from gradkit.bench import report, roofline, timing, training
 from gradkit.bench.cases import HYPERPARAMETERS, Case, custom_case, even_leaves, make_arrays, make_cases
-from gradkit.bench.peers import TORCH_VARIANTS, jax_stepper, torch_device, torch_stepper
+from gradkit.bench.peers import OPTIMIZER_PEERS, TORCH_VARIANTS, jax_stepper, load_external, torch_device, torch_stepper
 
 RESULTS = Path("runs/bench")
 COMPILE_LEAVES = (100, 300, 1000, 3000, 10000)  # the compile-time row; the tree is compiled up to TREE_COMPILE_MAX
@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.time()
     record = report.environment()
+    missing_peers = load_external()
+    if missing_peers:
+        record["peers_note"] = missing_peers
+        print(f"  note: {missing_peers}", flush=True)
     record["settings"] = {"quick": args.quick, "scale": scale, "budget_s": budget, **repeats}
     record["hyperparameters"] = HYPERPARAMETERS
     args.out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +175,7 @@ def run_case(
     steppers, unavailable = {"gradkit": jax_stepper("gradkit", case, params, grads)}, {}
     if packed:
         steppers["gradkit packed"] = jax_stepper("gradkit", case, params, grads, packed=True)
-    if case.spec is None and (peers_wanted is None or "optax" in peers_wanted):
+    if case.spec is None and "optax" in OPTIMIZER_PEERS and (peers_wanted is None or "optax" in peers_wanted):
         steppers["optax"] = jax_stepper("optax", case, params, grads)
     if device is not None:
         for variant in TORCH_VARIANTS if peers_wanted is None else [v for v in TORCH_VARIANTS if v in peers_wanted]:
@@ -277,21 +281,23 @@ def run_training(quick: bool, scale: float, budget: float, repeats: dict) -> lis
         steppers = {
             "gradkit": training.training_stepper("gradkit", loss, params, batch),
             "gradkit packed": training.training_stepper("gradkit", loss, params, batch, packed=True),
-            "optax": training.training_stepper("optax", loss, params, batch),
         }
+        if "optax" in OPTIMIZER_PEERS:
+            steppers["optax"] = training.training_stepper("optax", loss, params, batch)
         times = timing.time_interleaved({k: s.step for k, s in steppers.items()}, budget_s=budget, **repeats)
         reference = steppers["gradkit"].params()
         peers = {
             k: {**timing.summary(times[k]), **s.info, "max_rel_diff_vs_gradkit": max_rel_diff(s.params(), reference)}
             for k, s in steppers.items()
         }
+        optax = peers.get("optax")  # absent when the optax peer is not loaded: no ratio then
         results.append({
             "name": name,
             "n_params": int(sum(v.size for v in params.values())),
             "n_leaves": len(params),
             "peers": peers,
-            "ratio_gradkit_over_optax": peers["gradkit"]["median_s"] / peers["optax"]["median_s"],
-            "ratio_packed_over_optax": peers["gradkit packed"]["median_s"] / peers["optax"]["median_s"],
+            "ratio_gradkit_over_optax": peers["gradkit"]["median_s"] / optax["median_s"] if optax else None,
+            "ratio_packed_over_optax": peers["gradkit packed"]["median_s"] / optax["median_s"] if optax else None,
         })  # fmt: skip
         gc.collect()
     return results
